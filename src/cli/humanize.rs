@@ -1,0 +1,37 @@
+//! Docker's human durations: "Less than a second", "2 minutes", "About an hour".
+
+use chrono::{DateTime, Utc};
+
+pub fn duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if d < 14 => format!("{d} days"),
+        _ if d < 60 => format!("{} weeks", d / 7),
+        _ if d < 730 => format!("{} months", d / 30),
+        _ => format!("{} years", d / 365),
+    }
+}
+
+pub fn since(t: DateTime<Utc>) -> String {
+    duration((Utc::now() - t).num_seconds())
+}
+
+/// Sizes as Docker prints them: 1.23MB, 50.2MB (decimal units).
+pub fn size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 { format!("{bytes}B") } else { format!("{:.3}", v).chars().take(4).collect::<String>().trim_end_matches('.').to_string() + units[i] }
+}

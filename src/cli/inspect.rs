@@ -1,0 +1,104 @@
+//! `dockling inspect`: a JSON array in Docker's spirit, plus what a class wants to see
+//! (namespaces read from the kernel, the veth pair, the rules the container owns).
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::state::{Container, Liveness, Store};
+
+pub fn inspect(store: &Store, keys: &[String]) -> Result<i32> {
+    let mut out = Vec::new();
+    let mut code = 0;
+    for key in keys {
+        match store.resolve(key) {
+            Ok(c) => out.push(describe(store, &c)),
+            Err(e) => {
+                eprintln!("dockling: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    Ok(code)
+}
+
+fn describe(store: &Store, c: &Container) -> Value {
+    let live = c.liveness();
+    let (status, running, exit) = match live {
+        Liveness::Created => ("created", false, 0),
+        Liveness::Running => ("running", true, 0),
+        Liveness::Exited(code) => ("exited", false, code.unwrap_or(255)),
+    };
+    let pid = if running { c.pid.unwrap_or(0) } else { 0 };
+    let namespaces: Vec<Value> = if running {
+        ["pid", "mnt", "uts", "ipc", "net", "cgroup"]
+            .iter()
+            .filter_map(|ns| {
+                let path = format!("/proc/{pid}/ns/{ns}");
+                let link = std::fs::read_link(&path).ok()?;
+                Some(json!({ "Type": ns, "Inode": link.to_string_lossy(), "Path": path }))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let dir = store.container_dir(&c.id);
+    let mut ports = serde_json::Map::new();
+    for p in &c.ports {
+        ports.insert(
+            format!("{}/{}", p.container_port, p.proto.as_str()),
+            json!([{ "HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string() }]),
+        );
+    }
+    let ip = c.network.ip.map(|i| i.to_string()).unwrap_or_default();
+    json!({
+        "Id": c.id,
+        "Created": c.created.to_rfc3339(),
+        "Path": c.command.first(),
+        "Args": c.command.get(1..).unwrap_or(&[]),
+        "State": {
+            "Status": status,
+            "Running": running,
+            "Pid": pid,
+            "MonitorPid": if running { c.monitor_pid.unwrap_or(0) } else { 0 },
+            "ExitCode": exit,
+            "StartedAt": c.started_at.map(|t| t.to_rfc3339()),
+            "FinishedAt": c.finished_at.map(|t| t.to_rfc3339()),
+        },
+        "Image": format!("sha256:{}", c.image_id),
+        "Name": format!("/{}", c.name),
+        "LogPath": dir.join("container.log"),
+        "HostConfig": {
+            "NetworkMode": c.network_mode.as_str(),
+            "AutoRemove": c.auto_remove,
+        },
+        "Config": {
+            "Hostname": c.hostname,
+            "Env": c.env,
+            "Cmd": c.command,
+            "Image": c.image,
+            "WorkingDir": c.workdir,
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("rootfs"),
+            }
+        },
+        "Namespaces": namespaces,
+        "NetworkSettings": {
+            "Bridge": c.network.bridge,
+            "IPAddress": ip,
+            "IPPrefixLen": c.network.prefix.unwrap_or(0),
+            "Gateway": c.network.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": c.network.mac.clone().unwrap_or_default(),
+            "HostVeth": c.network.host_veth,
+            "ContainerVeth": c.network.host_veth.as_ref().map(|_| "eth0"),
+            "NetnsName": c.network.netns_name,
+            "Ports": ports,
+            "Rules": c.network.rules.iter().map(|(t, ch, r)| format!("iptables -t {t} -A {ch} {r}")).collect::<Vec<_>>(),
+        },
+    })
+}

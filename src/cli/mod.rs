@@ -1,0 +1,173 @@
+//! Command-line interface: clap definitions and dispatch to the commands.
+
+mod images;
+mod inspect;
+mod logs;
+mod ps;
+mod table;
+pub mod humanize;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::container::{self, RunOptions};
+use crate::network::{self, NetworkMode};
+use crate::state::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "dockling", version, about = "A small, real container runtime that shows how Docker builds a container")]
+pub struct Cli {
+    /// Where dockling keeps images, containers and runtime state.
+    #[arg(long, global = true, env = "DOCKLING_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Print every host change as the shell command a person would type.
+    #[arg(long, global = true)]
+    pub explain: bool,
+    /// Subnet of the default bridge network (used when the bridge is created).
+    #[arg(long, global = true, env = "DOCKLING_SUBNET", default_value = network::DEFAULT_SUBNET)]
+    pub subnet: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and run a container from an image.
+    Run(RunArgs),
+    /// List containers.
+    Ps {
+        /// Show all containers (default shows just running).
+        #[arg(short, long)]
+        all: bool,
+        /// Only display container IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Don't truncate output.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Stop one or more running containers.
+    Stop {
+        /// Seconds to wait before killing the container.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers.
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL).
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Fetch the logs of a container.
+    Logs {
+        /// Follow log output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show from the end of the logs ("all" for everything).
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        container: String,
+    },
+    /// Display detailed information on containers.
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Import a root filesystem (directory or tarball) as an image.
+    Import {
+        source: PathBuf,
+        reference: String,
+    },
+    /// List images.
+    Images {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Manage the dockling network.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+    /// Internal: the monitor re-runs cleanup for a container.
+    #[command(hide = true, name = "_cleanup")]
+    Cleanup { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Remove the bridge and dockling's shared iptables chains when no container uses them.
+    Prune,
+    /// Show the bridge, subnet, leases and published ports.
+    Ls,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Container host name.
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].
+    #[arg(short, long = "publish")]
+    pub publish: Vec<String>,
+    /// Connect the container to a network: bridge, none or host.
+    #[arg(long, default_value = "bridge")]
+    pub network: String,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    crate::explain::enable(cli.explain);
+    let store = Store::open(cli.root.clone(), &cli.subnet)?;
+    match cli.command {
+        Command::Run(args) => {
+            let mode = NetworkMode::parse(&args.network)?;
+            let opts = RunOptions {
+                detach: args.detach,
+                auto_remove: args.rm,
+                name: args.name,
+                hostname: args.hostname,
+                env: args.env,
+                workdir: args.workdir,
+                publish: args.publish,
+                network: mode,
+                image: args.image,
+                command: args.command,
+            };
+            container::run(&store, opts)
+        }
+        Command::Ps { all, quiet, no_trunc } => ps::ps(&store, all, quiet, no_trunc).map(|_| 0),
+        Command::Stop { time, containers } => container::stop_many(&store, &containers, time),
+        Command::Rm { force, containers } => container::remove_many(&store, &containers, force),
+        Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
+        Command::Inspect { containers } => inspect::inspect(&store, &containers),
+        Command::Import { source, reference } => images::import(&store, &source, &reference).map(|_| 0),
+        Command::Images { quiet } => images::list(&store, quiet).map(|_| 0),
+        Command::Network { command: NetworkCommand::Prune } => network::prune(&store).map(|_| 0),
+        Command::Network { command: NetworkCommand::Ls } => network::show(&store).map(|_| 0),
+        Command::Cleanup { id } => container::cleanup_by_id(&store, &id).map(|_| 0),
+    }
+}

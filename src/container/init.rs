@@ -1,0 +1,153 @@
+//! The container's first process, from clone to exec, inside the new namespaces.
+//!
+//! Runs in the cloned child: it must not return into the rest of dockling. Failures are
+//! written to the error pipe as `code\tmessage` and become the exit status.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::sys::signal::{self, SigHandler, SigSet, Signal};
+
+use super::rootfs;
+use super::spawn::InitConfig;
+use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
+
+/// Default PATH, as Docker sets it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub fn main(cfg: &mut InitConfig, go: RawFd, err: RawFd) -> i32 {
+    match setup_and_exec(cfg, go) {
+        Ok(never) => match never {},
+        Err((code, message)) => {
+            // SAFETY: err is the child's copy of the error pipe's write end.
+            let mut pipe = unsafe { std::fs::File::from_raw_fd(err) };
+            let _ = write!(pipe, "{code}\t{message}");
+            code
+        }
+    }
+}
+
+enum Never {}
+
+type Failure = (i32, String);
+
+fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
+    move |e| (RUNTIME_ERROR, format!("{what}: {e}"))
+}
+
+fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
+    if let Some((out, err)) = cfg.stdio.take() {
+        let null = std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?;
+        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(fail("dup2 stdin"))?;
+        nix::unistd::dup2(out.as_raw_fd(), 1).map_err(fail("dup2 stdout"))?;
+        nix::unistd::dup2(err.as_raw_fd(), 2).map_err(fail("dup2 stderr"))?;
+    }
+    rootfs::prepare(cfg).map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
+    if cfg.new_net {
+        loopback_up().map_err(fail("bringing lo up"))?;
+    }
+    crate::explain::step(&format!("hostname {}", cfg.hostname), "the container's own host name (UTS namespace)");
+    nix::unistd::sethostname(&cfg.hostname).map_err(fail("sethostname"))?;
+
+    // Wait until the host side (network) is ready; EOF means `run` died: give up.
+    let mut byte = [0u8; 1];
+    match nix::unistd::read(go, &mut byte) {
+        Ok(1) => {}
+        _ => return Err((RUNTIME_ERROR, "dockling run went away before the container started".into())),
+    }
+    let _ = nix::unistd::close(go);
+    crate::explain::close_output();
+
+    let env_path = cfg.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
+    let program = resolve(&cfg.argv[0], &env_path)?;
+    enter_workdir(&cfg.workdir)?;
+    reset_signals();
+
+    let to_c = |s: &String| CString::new(s.as_bytes()).map_err(fail("argument with a NUL byte"));
+    let argv = cfg.argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let envp = cfg.env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let path = CString::new(program.as_bytes()).map_err(fail("path with a NUL byte"))?;
+    let errno = match nix::unistd::execve(&path, &argv, &envp) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let code = if errno == nix::errno::Errno::ENOENT { NOT_FOUND } else { CANNOT_EXECUTE };
+    Err((code, format!("exec: {:?}: {}", cfg.argv[0], errno.desc().to_lowercase())))
+}
+
+/// Finds the program like a shell would, telling "not found" (127) from "cannot execute" (126).
+fn resolve(name: &str, path: &str) -> Result<String, Failure> {
+    if name.is_empty() {
+        return Err((NOT_FOUND, "exec: \"\": executable file not found in $PATH".into()));
+    }
+    if name.contains('/') {
+        return match std::fs::metadata(name) {
+            Ok(m) if m.is_dir() => Err((CANNOT_EXECUTE, format!("exec: {name:?}: is a directory"))),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+                Err((CANNOT_EXECUTE, format!("exec: {name:?}: permission denied")))
+            }
+            Ok(_) => Ok(name.to_string()),
+            Err(e) => Err((NOT_FOUND, format!("exec: {name:?}: stat {name}: {}", e.to_string().to_lowercase()))),
+        };
+    }
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{dir}/{name}");
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            denied.get_or_insert(candidate);
+        }
+    }
+    match denied {
+        Some(p) => Err((CANNOT_EXECUTE, format!("exec: {p:?}: permission denied"))),
+        None => Err((NOT_FOUND, format!("exec: {name:?}: executable file not found in $PATH"))),
+    }
+}
+
+/// `-w DIR`: Docker creates a missing working directory.
+fn enter_workdir(dir: &str) -> Result<(), Failure> {
+    if !Path::new(dir).exists() {
+        std::fs::create_dir_all(dir).map_err(fail("creating the working directory"))?;
+    }
+    std::env::set_current_dir(dir).map_err(|e| (RUNTIME_ERROR, format!("chdir to cwd ({dir:?}): {e}")))
+}
+
+/// Rust ignores SIGPIPE and we may have blocked signals: the command gets clean defaults.
+fn reset_signals() {
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: restoring default dispositions right before exec.
+            let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+        }
+    }
+    let _ = SigSet::empty().thread_set_mask();
+}
+
+/// `ip link set lo up` inside the new netns, with one ioctl (no netlink needed here).
+fn loopback_up() -> std::io::Result<()> {
+    crate::explain::step("ip link set lo up", "the container's own loopback");
+    // SAFETY: a plain datagram socket and two ioctls on a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc < 0 { Err(err) } else { Ok(()) }
+    }
+}

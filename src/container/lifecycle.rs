@@ -1,0 +1,144 @@
+//! stop, rm, and the single teardown path that the monitor, `run`, `stop` and `rm` share.
+//!
+//! Teardown is idempotent and works from the record alone, so whoever sees a container
+//! dead first (its monitor, a later `stop`, `rm -f` after a crash) can finish the job.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::Utc;
+
+use super::liveness;
+use crate::error;
+use crate::network;
+use crate::state::{Status, Store};
+
+/// How long to wait for a monitor to finish recording and cleaning up.
+const MONITOR_GRACE: Duration = Duration::from_secs(10);
+
+/// Records the exit (if nobody did), undoes host changes, and honours `--rm`.
+pub fn finish(store: &Store, id: &str, code: Option<i32>) -> Result<()> {
+    let auto_remove = store.update(id, |c| {
+        if c.status != Status::Exited {
+            c.status = Status::Exited;
+            c.exit_code = code;
+            c.finished_at = Some(Utc::now());
+        }
+        Ok(c.auto_remove)
+    })?;
+    cleanup(store, id)?;
+    if auto_remove {
+        let _names = store.lock_names()?;
+        store.remove_dir(id)?;
+    }
+    Ok(())
+}
+
+/// Undoes everything `run` recorded on the host for this container (idempotent).
+pub fn cleanup(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock_container(id)?;
+    let mut c = store.load(id)?;
+    if c.cleaned {
+        return Ok(());
+    }
+    network::teardown(store, &mut c)?;
+    c.cleaned = true;
+    store.save(&c)
+}
+
+/// `dockling _cleanup ID` (internal): cleanup by full id.
+pub fn cleanup_by_id(store: &Store, id: &str) -> Result<()> {
+    let c = store.resolve(id)?;
+    cleanup(store, &c.id)
+}
+
+/// Waits (bounded) for the process that watches the container to finish its work.
+pub fn wait_for_monitor(store: &Store, id: &str) {
+    let Ok(c) = store.load(id) else { return };
+    if let (Some(pid), Some(start)) = (c.monitor_pid, c.monitor_start) {
+        if pid == std::process::id() as i32 {
+            return;
+        }
+        if let Some(fd) = liveness::pidfd(pid, start) {
+            liveness::wait_exit(&fd, MONITOR_GRACE);
+        }
+    }
+}
+
+/// Stops a container: `signal`, wait `timeout`, then SIGKILL. Returns when it is
+/// stopped and cleaned up.
+fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
+    let c = store.resolve(key)?;
+    let mut sent = None;
+    if let (Some(pid), Some(start)) = (c.pid, c.pid_start) {
+        if let Some(fd) = liveness::pidfd(pid, start) {
+            sent = Some(libc::SIGTERM);
+            liveness::signal(&fd, libc::SIGTERM);
+            if !liveness::wait_exit(&fd, timeout) {
+                sent = Some(libc::SIGKILL);
+                liveness::signal(&fd, libc::SIGKILL);
+                liveness::wait_exit(&fd, Duration::from_secs(10));
+            }
+        }
+    }
+    settle(store, &c.id, sent.map(|s| 128 + s))
+}
+
+/// After the process is gone: let its monitor finish, or finish for it if it died too.
+fn settle(store: &Store, id: &str, guessed_code: Option<i32>) -> Result<()> {
+    wait_for_monitor(store, id);
+    let Ok(c) = store.load(id) else {
+        return Ok(()); // --rm already removed it
+    };
+    if c.status == Status::Exited && c.cleaned {
+        return Ok(());
+    }
+    if c.monitor_alive() && c.monitor_pid != Some(std::process::id() as i32) {
+        return Err(anyhow::anyhow!("container {} is still being torn down by its monitor", c.short_id()));
+    }
+    finish(store, id, guessed_code)
+}
+
+pub fn stop_many(store: &Store, keys: &[String], timeout_secs: u64) -> Result<i32> {
+    each(keys, |key| {
+        stop_one(store, key, Duration::from_secs(timeout_secs))?;
+        println!("{key}");
+        Ok(())
+    })
+}
+
+pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
+    each(keys, |key| {
+        let c = store.resolve(key)?;
+        if c.is_running() {
+            if !force {
+                return Err(error::exit(
+                    1,
+                    format!(
+                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                        c.name
+                    ),
+                ));
+            }
+            stop_one(store, &c.id, Duration::ZERO)?;
+        } else {
+            settle(store, &c.id, None)?;
+        }
+        let _names = store.lock_names()?;
+        store.remove_dir(&c.id)?;
+        println!("{key}");
+        Ok(())
+    })
+}
+
+/// Runs `f` for every key, reporting each failure on its own line (exit 1 if any failed).
+fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut failed = false;
+    for key in keys {
+        if let Err(e) = f(key) {
+            eprintln!("dockling: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,299 @@
+//! Containers: `run` (spawn, init inside the namespaces, monitor) and the lifecycle
+//! commands (`stop`, `rm`) with the one teardown path they all share.
+
+mod init;
+mod lifecycle;
+pub mod liveness;
+pub mod logfile;
+mod monitor;
+mod names;
+mod rootfs;
+mod spawn;
+
+pub use lifecycle::{cleanup_by_id, finish, remove_many, stop_many};
+
+use std::fs;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::error;
+use crate::image::ImageStore;
+use crate::network::{self, NetworkMode};
+use crate::state::{self, Container, NetworkRecord, Status, Store};
+use spawn::{InitConfig, SyncPipes};
+
+/// What `dockling run` was asked to do.
+pub struct RunOptions {
+    pub detach: bool,
+    pub auto_remove: bool,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub publish: Vec<String>,
+    pub network: NetworkMode,
+    pub image: String,
+    pub command: Vec<String>,
+}
+
+/// Docker's exit code for a wait status: the code, or 128+N for signal N.
+pub fn exit_code_of(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
+pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
+    // 1. Everything a user can get wrong is checked before anything is created.
+    let image = ImageStore::new(store).find(&opts.image)?;
+    if let Some(name) = &opts.name {
+        names::validate(name)?;
+    }
+    let ports = network::parse_ports(&opts.publish)?;
+    if !ports.is_empty() && opts.network != NetworkMode::Bridge {
+        return Err(error::user(format!(
+            "conflicting options: port publishing and the {} network mode",
+            opts.network.as_str()
+        )));
+    }
+    if opts.command.is_empty() {
+        return Err(error::user("No command specified"));
+    }
+    let env = build_env(&opts.env)?;
+    let workdir = opts.workdir.clone().unwrap_or_else(|| "/".into());
+    if !workdir.starts_with('/') {
+        return Err(error::user(format!("the working directory '{workdir}' is invalid, it needs to be an absolute path")));
+    }
+    if let Some(h) = &opts.hostname {
+        if h.is_empty() || h.len() > 64 || !h.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) {
+            return Err(error::user(format!("invalid hostname format: {h}")));
+        }
+    }
+
+    // 2. The record, created under the names lock so two runs never share a name.
+    let mut c = create_record(store, &opts, &image.id, env, workdir)?;
+    let id = c.id.clone();
+    if let Err(e) = network::reserve(store, &mut c, &ports).and_then(|_| store.save(&c)) {
+        let _ = lifecycle::cleanup(store, &id);
+        let _ = store.remove_dir(&id);
+        return Err(e);
+    }
+
+    // 3. Init's configuration and the clone (still single-threaded here).
+    let dir = store.container_dir(&id);
+    for sub in ["upper", "work", "rootfs"] {
+        fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
+    }
+    let cfg = InitConfig {
+        lowers: image.layers(),
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        merged: dir.join("rootfs"),
+        hostname: c.hostname.clone(),
+        argv: c.command.clone(),
+        env: c.env.clone(),
+        workdir: c.workdir.clone(),
+        etc_files: network::etc_files(store, &c)?,
+        new_net: c.network_mode != NetworkMode::Host,
+        stdio: None,
+    };
+    let pipes = SyncPipes::new()?;
+    let (pid, monitor, mut starter) = if opts.detach {
+        fork_monitor(store, &id, cfg, pipes)?
+    } else {
+        let pid = spawn::spawn(cfg, &pipes)?;
+        (pid, Pid::this(), pipes.into_starter())
+    };
+
+    // 4. Recorded as running before it can run, so the monitor's exit record always wins.
+    c.pid = Some(pid.as_raw());
+    c.pid_start = liveness::start_time(pid.as_raw());
+    c.monitor_pid = Some(monitor.as_raw());
+    c.monitor_start = liveness::start_time(monitor.as_raw());
+    c.status = Status::Running;
+    c.started_at = Some(Utc::now());
+    let setup = store.save(&c).and_then(|_| network::attach(store, &mut c, pid));
+    if let Err(e) = setup {
+        let _ = signal::kill(pid, Signal::SIGKILL);
+        drop(starter);
+        if !opts.detach {
+            let _ = waitpid(pid, None);
+            let _ = finish(store, &id, Some(error::RUNTIME_ERROR));
+        } else {
+            lifecycle::wait_for_monitor(store, &id);
+        }
+        let _ = lifecycle::cleanup(store, &id);
+        let _ = store.remove_dir(&id);
+        return Err(e);
+    }
+    starter.release()?;
+    if !opts.detach {
+        forward_signals(pid);
+    }
+    if let Some((code, message)) = starter.wait_exec() {
+        if !opts.detach {
+            let status = wait_child(pid);
+            let _ = finish(store, &id, status.or(Some(code)));
+        }
+        return Err(error::exit(code, message));
+    }
+    if opts.detach {
+        println!("{id}");
+        return Ok(0);
+    }
+    let code = wait_child(pid);
+    finish(store, &id, code)?;
+    Ok(code.unwrap_or(error::RUNTIME_ERROR))
+}
+
+fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
+    let _names = store.lock_names()?;
+    let existing = store.list()?;
+    let id = state::new_id()?;
+    let name = match &opts.name {
+        Some(n) => {
+            if let Some(other) = existing.iter().find(|c| &c.name == n) {
+                return Err(error::user(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+            n.clone()
+        }
+        None => (0..)
+            .map(|i| names::generate(&id, i))
+            .find(|n| !existing.iter().any(|c| &c.name == n))
+            .unwrap_or_else(|| id[..12].to_string()),
+    };
+    let mut env = env;
+    let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    env.insert(0, format!("HOSTNAME={hostname}"));
+    let c = Container {
+        id: id.clone(),
+        name,
+        image: opts.image.clone(),
+        image_id: image_id.to_string(),
+        command: opts.command.clone(),
+        env,
+        workdir,
+        hostname,
+        created: Utc::now(),
+        detached: opts.detach,
+        auto_remove: opts.auto_remove,
+        network_mode: opts.network,
+        ports: Vec::new(),
+        status: Status::Created,
+        pid: None,
+        pid_start: None,
+        monitor_pid: None,
+        monitor_start: None,
+        exit_code: None,
+        started_at: None,
+        finished_at: None,
+        network: NetworkRecord::default(),
+        cleaned: false,
+    };
+    fs::create_dir_all(store.container_dir(&id)).context("creating the container directory")?;
+    store.save(&c)?;
+    Ok(c)
+}
+
+/// Docker's environment: PATH and HOME defaults, then `-e K=V` (or `-e K` from ours).
+fn build_env(args: &[String]) -> Result<Vec<String>> {
+    let mut env = vec![format!("PATH={}", init::DEFAULT_PATH), "HOME=/root".to_string()];
+    for arg in args {
+        let (key, value) = match arg.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(arg) {
+                Ok(v) => (arg.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        if key.is_empty() {
+            return Err(error::user(format!("invalid environment variable: {arg}")));
+        }
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
+        env.push(format!("{key}={value}"));
+    }
+    Ok(env)
+}
+
+/// Forks the monitor, which clones the container as its own child; returns both pids.
+fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes) -> Result<(Pid, Pid, spawn::Starter)> {
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // The monitor writes its container's --explain lines to a saved copy of our stderr.
+    let explain_fd = if crate::explain::enabled() { nix::unistd::dup(2).ok() } else { None };
+    // SAFETY: single-threaded here; the child only runs monitor::run and exits.
+    match unsafe { nix::unistd::fork() }.context("forking the monitor")? {
+        ForkResult::Child => {
+            drop(report_r);
+            if let Some(fd) = explain_fd {
+                crate::explain::set_output(fd);
+            }
+            monitor::run(store, id, cfg, pipes, report_w)
+        }
+        ForkResult::Parent { child } => {
+            drop(report_w);
+            if let Some(fd) = explain_fd {
+                let _ = nix::unistd::close(fd);
+            }
+            drop(cfg);
+            let starter = pipes.into_starter();
+            // One line: the container's pid, or "error\tmessage".
+            let mut text = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(std::fs::File::from(report_r)), &mut text)
+                .context("reading from the monitor")?;
+            match text.trim().parse::<i32>() {
+                Ok(pid) => Ok((Pid::from_raw(pid), child, starter)),
+                Err(_) => {
+                    let _ = waitpid(child, None);
+                    let message = text.strip_prefix("error\t").unwrap_or("the monitor failed to start the container");
+                    Err(anyhow::anyhow!("{message}"))
+                }
+            }
+        }
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Attached runs pass the usual signals on to the container, as `docker run` does.
+fn forward_signals(pid: Pid) {
+    CHILD.store(pid.as_raw(), Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: the handler only calls kill.
+        let _ = unsafe { signal::sigaction(sig, &action) };
+    }
+}
+
+fn wait_child(pid: Pid) -> Option<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code_of(status) {
+                    return Some(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+

@@ -1,0 +1,144 @@
+//! The firewall driver behind one trait (as netavark does): dockling's own chains,
+//! hooked from the built-in ones, so they are easy to list and to remove.
+//!
+//! Shared (once per network): egress MASQUERADE, the localhost and hairpin masquerade,
+//! FORWARD accepts that survive a DROP policy, and the jumps into our DNAT chain.
+//! Per container: one DNAT rule per published port, and nothing else.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{anyhow, Result};
+
+use super::ipam::Subnet;
+use super::ports::PortMapping;
+use crate::explain;
+
+pub const NAT_POSTROUTING: &str = "DOCKLING-POSTROUTING";
+pub const NAT_DNAT: &str = "DOCKLING-DNAT";
+pub const FILTER_FORWARD: &str = "DOCKLING-FORWARD";
+
+/// One rule: (table, chain, rule spec without `-A CHAIN`).
+pub type Rule = (String, String, String);
+
+pub trait Firewall {
+    /// Creates the shared chains and rules; safe to call again (nothing is added twice).
+    fn setup_network(&self, subnet: Subnet, bridge: &str) -> Result<()>;
+    /// The rules that publish one port of a container.
+    fn port_rules(&self, ip: Ipv4Addr, port: &PortMapping, owner: &str) -> Vec<Rule>;
+    fn add(&self, rule: &Rule) -> Result<()>;
+    /// Removes a rule; a rule that is already gone is fine.
+    fn remove(&self, rule: &Rule) -> Result<()>;
+    /// Removes the shared chains and rules.
+    fn teardown_network(&self, subnet: Subnet, bridge: &str) -> Result<()>;
+}
+
+/// The iptables driver (the `iptables` crate runs the iptables binary).
+pub struct Iptables {
+    ipt: iptables::IPTables,
+}
+
+impl Iptables {
+    pub fn new() -> Iptables {
+        // Built directly: `iptables::new` runs `iptables --version` each time, and every
+        // iptables current enough for the nat rules here has -C and -w.
+        Iptables { ipt: iptables::IPTables { cmd: "iptables", has_check: true, has_wait: true, is_numeric: false } }
+    }
+
+    fn err(what: String) -> impl FnOnce(Box<dyn std::error::Error>) -> anyhow::Error {
+        move |e| anyhow!("{what}: {e} (is the iptables package installed?)")
+    }
+
+    fn ensure_chain(&self, table: &str, chain: &str) -> Result<()> {
+        if !self.ipt.chain_exists(table, chain).map_err(Self::err(format!("iptables -t {table} -L {chain}")))? {
+            explain::step(&format!("iptables -t {table} -N {chain}"), "dockling's own chain, easy to list and remove");
+            self.ipt.new_chain(table, chain).map_err(Self::err(format!("iptables -t {table} -N {chain}")))?;
+        }
+        Ok(())
+    }
+
+    /// Appends (or inserts first) unless the exact rule is there already.
+    fn ensure_rule(&self, table: &str, chain: &str, rule: &str, first: bool, why: &str) -> Result<()> {
+        let cmd = format!("iptables -t {table} {} {chain} {rule}", if first { "-I" } else { "-A" });
+        if self.ipt.exists(table, chain, rule).map_err(Self::err(cmd.clone()))? {
+            return Ok(());
+        }
+        explain::step(&cmd, why);
+        let res = if first { self.ipt.insert(table, chain, rule, 1) } else { self.ipt.append(table, chain, rule) };
+        res.map_err(Self::err(cmd))
+    }
+
+    fn shared_rules(subnet: Subnet, bridge: &str) -> Vec<(&'static str, &'static str, String, bool, &'static str)> {
+        let s = subnet.to_string();
+        vec![
+            ("nat", "POSTROUTING", format!("-j {NAT_POSTROUTING}"), false, "send all outgoing NAT decisions through our chain"),
+            ("nat", "PREROUTING", format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"), false, "traffic from outside to a host address may be a published port"),
+            ("nat", "OUTPUT", format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"), false, "so may traffic from the host itself, 127.0.0.1 included"),
+            ("nat", NAT_POSTROUTING, format!("-s {s} ! -o {bridge} -j MASQUERADE"), false, "containers reach the world with the host's address"),
+            ("nat", NAT_POSTROUTING, format!("-s {s} -d {s} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"), false, "hairpin: a container reaching a published port gets replies back through the host"),
+            ("nat", NAT_POSTROUTING, format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE"), false, "localhost: replies to 127.0.0.1 must come back through the host"),
+            ("filter", "FORWARD", format!("-j {FILTER_FORWARD}"), true, "our accepts come first, even when the FORWARD policy is DROP"),
+            ("filter", FILTER_FORWARD, format!("-o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"), false, "replies to the containers' own connections"),
+            ("filter", FILTER_FORWARD, format!("-i {bridge} -j ACCEPT"), false, "containers may send anywhere"),
+            ("filter", FILTER_FORWARD, format!("-o {bridge} -m conntrack --ctstate DNAT -j ACCEPT"), false, "published ports (DNATed) may come in"),
+        ]
+    }
+}
+
+impl Firewall for Iptables {
+    fn setup_network(&self, subnet: Subnet, bridge: &str) -> Result<()> {
+        self.ensure_chain("nat", NAT_POSTROUTING)?;
+        self.ensure_chain("nat", NAT_DNAT)?;
+        self.ensure_chain("filter", FILTER_FORWARD)?;
+        for (table, chain, rule, first, why) in Self::shared_rules(subnet, bridge) {
+            self.ensure_rule(table, chain, &rule, first, why)?;
+        }
+        Ok(())
+    }
+
+    fn port_rules(&self, ip: Ipv4Addr, p: &PortMapping, owner: &str) -> Vec<Rule> {
+        let dest = if p.host_ip.is_unspecified() { String::new() } else { format!("-d {}/32 ", p.host_ip) };
+        let spec = format!(
+            "{dest}-p {proto} -m {proto} --dport {hp} -m comment --comment dockling:{owner} -j DNAT --to-destination {ip}:{cp}",
+            proto = p.proto.as_str(),
+            hp = p.host_port,
+            cp = p.container_port,
+        );
+        vec![("nat".into(), NAT_DNAT.into(), spec)]
+    }
+
+    fn add(&self, (table, chain, rule): &Rule) -> Result<()> {
+        let cmd = format!("iptables -t {table} -A {chain} {rule}");
+        explain::step(&cmd, "publish the port: rewrite the destination to the container");
+        self.ipt.append(table, chain, rule).map_err(Self::err(cmd))
+    }
+
+    fn remove(&self, (table, chain, rule): &Rule) -> Result<()> {
+        let cmd = format!("iptables -t {table} -D {chain} {rule}");
+        // Missing chain or rule: already gone, nothing to undo.
+        if !self.ipt.chain_exists(table, chain).unwrap_or(false) || !self.ipt.exists(table, chain, rule).unwrap_or(false) {
+            return Ok(());
+        }
+        explain::step(&cmd, "unpublish the port");
+        self.ipt.delete(table, chain, rule).map_err(Self::err(cmd))
+    }
+
+    fn teardown_network(&self, subnet: Subnet, bridge: &str) -> Result<()> {
+        for (table, chain, rule, _, _) in Self::shared_rules(subnet, bridge) {
+            if chain.starts_with("DOCKLING") {
+                continue; // flushed with their chain below
+            }
+            while self.ipt.exists(table, chain, &rule).unwrap_or(false) {
+                explain::step(&format!("iptables -t {table} -D {chain} {rule}"), "unhook dockling's chain");
+                self.ipt.delete(table, chain, &rule).map_err(Self::err(format!("iptables -t {table} -D {chain} {rule}")))?;
+            }
+        }
+        for (table, chain) in [("nat", NAT_POSTROUTING), ("nat", NAT_DNAT), ("filter", FILTER_FORWARD)] {
+            if self.ipt.chain_exists(table, chain).unwrap_or(false) {
+                explain::step(&format!("iptables -t {table} -F {chain} && iptables -t {table} -X {chain}"), "remove dockling's chain");
+                self.ipt.flush_chain(table, chain).map_err(Self::err(format!("iptables -t {table} -F {chain}")))?;
+                self.ipt.delete_chain(table, chain).map_err(Self::err(format!("iptables -t {table} -X {chain}")))?;
+            }
+        }
+        Ok(())
+    }
+}

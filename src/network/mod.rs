@@ -1,0 +1,276 @@
+//! Container networking, as the classic netns + bridge + NAT tutorial does it by hand:
+//! bridge and veth ([`bridge`], [`veth`]), addresses ([`ipam`]), NAT and published ports
+//! ([`firewall`]), and `ip netns` names ([`netns`]).
+//!
+//! Every host change is recorded in the container's record *before* it is made, so
+//! [`teardown`] can undo a half-finished `run` after a crash.
+
+mod bridge;
+pub mod firewall;
+mod ipam;
+mod netlink;
+mod netns;
+mod ports;
+mod veth;
+
+pub use ports::{parse_all as parse_ports, PortMapping, PortSpec, Proto};
+
+use std::net::{SocketAddrV4, TcpListener, UdpSocket};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::error;
+use crate::explain;
+use crate::state::{Container, Store};
+use firewall::{Firewall, Iptables};
+use ipam::{Ipam, Subnet};
+
+/// Chosen to collide with neither Docker's 172.17.0.0/16 nor Podman's 10.88.0.0/16.
+pub const DEFAULT_SUBNET: &str = "10.131.0.0/24";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    Bridge,
+    None,
+    Host,
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Result<NetworkMode> {
+        match s {
+            "bridge" | "default" => Ok(NetworkMode::Bridge),
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            other => Err(error::user(format!("network {other} not found (use bridge, none or host)"))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Bridge => "bridge",
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+/// Reserves an address and the host ports (refusing taken ones) before anything is made.
+pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<()> {
+    if c.network_mode != NetworkMode::Bridge {
+        return Ok(());
+    }
+    if netns::path(&c.name).exists() {
+        return Err(error::user(format!("a network namespace named {:?} already exists in {}", c.name, netns::NETNS_DIR)));
+    }
+    let mut ipam = Ipam::lock(store)?;
+    let subnet = ipam.subnet(&store.subnet)?;
+    let mut mappings: Vec<PortMapping> = Vec::new();
+    for spec in specs {
+        let m = match spec.host_port {
+            Some(port) => {
+                let m = PortMapping { host_ip: spec.host_ip, host_port: port, container_port: spec.container_port, proto: spec.proto };
+                if let Some(owner) = ipam.port_taken(&m).or(mappings.iter().any(|o| o.clashes(&m)).then_some(c.id.as_str())) {
+                    let owner = if owner == c.id { "this container" } else { &owner[..12] };
+                    return Err(error::user(format!(
+                        "Bind for {}:{} failed: port is already allocated (published by {owner})",
+                        m.host_ip, m.host_port
+                    )));
+                }
+                host_port_free(&m)?;
+                m
+            }
+            None => free_port(&ipam, &mappings, spec)?,
+        };
+        mappings.push(m);
+    }
+    let ip = ipam.allocate(subnet, &c.id)?;
+    for m in &mappings {
+        ipam.state.ports.push((m.clone(), c.id.clone()));
+    }
+    ipam.save()?;
+    c.ports = mappings;
+    c.network.ip = Some(ip);
+    c.network.gateway = Some(subnet.gateway());
+    c.network.prefix = Some(subnet.prefix);
+    c.network.mac = Some(veth::mac_string(veth::mac_for(ip)));
+    Ok(())
+}
+
+/// Is a host process already listening there? (We do not hold the port: DNAT needs no socket.)
+fn host_port_free(m: &PortMapping) -> Result<()> {
+    let addr = SocketAddrV4::new(m.host_ip, m.host_port);
+    let res = match m.proto {
+        Proto::Tcp => TcpListener::bind(addr).map(drop),
+        Proto::Udp => UdpSocket::bind(addr).map(drop),
+    };
+    res.map_err(|e| error::user(format!("Bind for {}:{} failed: {}", m.host_ip, m.host_port, e)))
+}
+
+/// A free host port from the ephemeral range, as Docker picks for `-p 80`.
+fn free_port(ipam: &Ipam, taken: &[PortMapping], spec: &PortSpec) -> Result<PortMapping> {
+    let start = 32768 + (std::process::id() % 28000) as u16;
+    for port in (start..=60999).chain(32768..start) {
+        let m = PortMapping { host_ip: spec.host_ip, host_port: port, container_port: spec.container_port, proto: spec.proto };
+        if ipam.port_taken(&m).is_none() && !taken.iter().any(|o| o.clashes(&m)) && host_port_free(&m).is_ok() {
+            return Ok(m);
+        }
+    }
+    Err(error::user("no free host port left to publish on"))
+}
+
+/// Wires a cloned container (waiting in its netns) to the bridge and publishes its ports.
+pub fn attach(store: &Store, c: &mut Container, pid: nix::unistd::Pid) -> Result<()> {
+    if c.network_mode != NetworkMode::Bridge {
+        return Ok(());
+    }
+    let pid = pid.as_raw();
+    let (ip, prefix, gateway) = match (c.network.ip, c.network.prefix, c.network.gateway) {
+        (Some(ip), Some(p), Some(g)) => (ip, p, g),
+        _ => anyhow::bail!("no address was reserved for the container"),
+    };
+    let subnet = Subnet::parse(&format!("{}/{prefix}", gateway))?;
+    let fw = Iptables::new();
+    let (host, peer) = veth::names(&c.id);
+    let name = c.name.clone();
+
+    // Shared pieces, once: bridge, sysctls, chains (the marker is cleared by prune).
+    let bridge_idx = {
+        let mut ipam = Ipam::lock(store)?;
+        let idx = netlink::with_handle(|h| async move { bridge::ensure(&h, subnet).await })?;
+        if !ipam.state.shared_ready {
+            bridge::sysctls()?;
+            fw.setup_network(subnet, bridge::BRIDGE)?;
+            ipam.state.shared_ready = true;
+            ipam.save()?;
+        }
+        idx
+    };
+
+    c.network.bridge = Some(bridge::BRIDGE.to_string());
+    c.network.host_veth = Some(host.clone());
+    c.network.netns_name = Some(name.clone());
+    store.save(c)?;
+    netns::add(&name, pid)?;
+    {
+        let (host, peer, name) = (host.clone(), peer.clone(), name.clone());
+        netlink::with_handle(|h| async move { veth::create(&h, &host, &peer, bridge_idx, bridge::BRIDGE, pid, &name).await })?;
+    }
+    netlink::in_netns_of(pid, move |h| veth::configure_inside(h, peer, ip, prefix, gateway, name))?;
+
+    let rules: Vec<_> = c.ports.iter().flat_map(|p| fw.port_rules(ip, p, &c.id[..12])).collect();
+    c.network.rules = rules.clone();
+    store.save(c)?;
+    for rule in &rules {
+        fw.add(rule)?;
+    }
+    Ok(())
+}
+
+/// Undoes every per-container change: port rules, host veth, netns name, leases.
+/// Idempotent; works from the record alone.
+pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
+    let fw = Iptables::new();
+    for rule in &c.network.rules {
+        fw.remove(rule)?;
+    }
+    c.network.rules.clear();
+    if let Some(host) = c.network.host_veth.take() {
+        explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
+        netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
+    }
+    if let Some(name) = c.network.netns_name.take() {
+        netns::remove(&name);
+    }
+    if c.network_mode == NetworkMode::Bridge {
+        let mut ipam = Ipam::lock(store)?;
+        ipam.release(&c.id);
+        ipam.save()?;
+    }
+    Ok(())
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container, written in its dir.
+pub fn etc_files(store: &Store, c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
+    let dir = store.container_dir(&c.id);
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(ip) = c.network.ip {
+        hosts.push_str(&format!("{ip}\t{}\n", c.hostname));
+    } else {
+        hosts.push_str(&format!("127.0.1.1\t{}\n", c.hostname));
+    }
+    let files = [("hosts", hosts), ("hostname", format!("{}\n", c.hostname)), ("resolv.conf", resolv_conf(c.network_mode))];
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        out.push((path, match name {
+            "hosts" => "/etc/hosts",
+            "hostname" => "/etc/hostname",
+            _ => "/etc/resolv.conf",
+        }));
+    }
+    Ok(out)
+}
+
+/// The host's resolv.conf, with loopback resolvers (unreachable from a container's netns)
+/// replaced by the upstream ones systemd-resolved uses, or by public ones as Docker does.
+fn resolv_conf(mode: NetworkMode) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if mode == NetworkMode::Host {
+        return host;
+    }
+    let is_loopback = |l: &str| {
+        l.split_whitespace().nth(1).and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback())
+    };
+    let mut out: Vec<String> = host.lines().filter(|l| !(l.starts_with("nameserver") && is_loopback(l))).map(String::from).collect();
+    if !out.iter().any(|l| l.starts_with("nameserver")) {
+        let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
+        let ups: Vec<String> = upstream.lines().filter(|l| l.starts_with("nameserver") && !is_loopback(l)).map(String::from).collect();
+        if ups.is_empty() {
+            out.push("nameserver 8.8.8.8".into());
+            out.push("nameserver 8.8.4.4".into());
+        } else {
+            out.extend(ups);
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// `dockling network prune`: remove the bridge and shared chains when no container uses them.
+pub fn prune(store: &Store) -> Result<()> {
+    let mut ipam = Ipam::lock(store)?;
+    if !ipam.state.leases.is_empty() {
+        println!("network in use by {} container(s); nothing removed", ipam.state.leases.len());
+        return Ok(());
+    }
+    let subnet = Subnet::parse(ipam.state.subnet.as_deref().unwrap_or(&store.subnet))?;
+    Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
+    netlink::with_handle(|h| async move {
+        if netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some() {
+            explain::step(&format!("ip link delete {}", bridge::BRIDGE), "remove the bridge");
+            netlink::delete_link(&h, bridge::BRIDGE).await?;
+        }
+        Ok(())
+    })?;
+    ipam.state = ipam::NetState::default();
+    ipam.save()?;
+    println!("Deleted Networks:\n{}", bridge::BRIDGE);
+    Ok(())
+}
+
+/// `dockling network ls`: the bridge, subnet, leases and published ports.
+pub fn show(store: &Store) -> Result<()> {
+    let ipam = Ipam::lock(store)?;
+    println!("BRIDGE     SUBNET           CONTAINERS");
+    println!("{:<10} {:<16} {}", bridge::BRIDGE, ipam.state.subnet.as_deref().unwrap_or(&store.subnet), ipam.state.leases.len());
+    for (ip, id) in &ipam.state.leases {
+        println!("  {ip}  {}", &id[..12.min(id.len())]);
+    }
+    for (m, id) in &ipam.state.ports {
+        println!("  {m}  {}", &id[..12.min(id.len())]);
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! rtnetlink plumbing: a current-thread tokio runtime per batch of requests, and a
+//! dedicated OS thread for requests inside a container's netns (a netlink socket belongs
+//! to the netns of the thread that opened it; tokio's own threads must never `setns`).
+
+use std::future::Future;
+
+use anyhow::{anyhow, Context, Result};
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::Handle;
+
+/// Runs `f` with a fresh netlink handle on this thread.
+pub fn with_handle<T, F, Fut>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().context("starting tokio")?;
+    rt.block_on(async move {
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+        tokio::spawn(conn);
+        f(handle).await
+    })
+}
+
+/// Runs `f` with a netlink handle opened inside the network namespace of `pid`.
+pub fn in_netns_of<T, F, Fut>(pid: i32, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).context("opening the container's netns")?;
+    std::thread::spawn(move || {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("entering the container's netns")?;
+        with_handle(f)
+    })
+    .join()
+    .map_err(|_| anyhow!("netlink thread panicked"))?
+}
+
+pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("looking up link {name}")),
+    }
+}
+
+/// Deletes a link by name; a link that is already gone is fine.
+pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
+    if let Some(link) = link_by_name(handle, name).await? {
+        match handle.link().del(link.header.index).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting link {name}")),
+        }
+    }
+    Ok(())
+}

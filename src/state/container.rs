@@ -1,0 +1,112 @@
+//! The container record, saved as `containers/<id>/config.json`.
+
+use std::net::Ipv4Addr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::container::liveness;
+use crate::network::{NetworkMode, PortMapping};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// Host-side network changes, recorded *before* each is made so cleanup can undo a
+/// half-finished `run` after a crash.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub ip: Option<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub prefix: Option<u8>,
+    pub mac: Option<String>,
+    pub bridge: Option<String>,
+    pub host_veth: Option<String>,
+    pub netns_name: Option<String>,
+    /// iptables rules as (table, chain, rule spec).
+    pub rules: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// The image reference the user gave.
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub hostname: String,
+    pub created: DateTime<Utc>,
+    pub detached: bool,
+    pub auto_remove: bool,
+    pub network_mode: NetworkMode,
+    pub ports: Vec<PortMapping>,
+    pub status: Status,
+    pub pid: Option<i32>,
+    /// Start time of `pid` (field 22 of /proc/PID/stat), to be safe against PID reuse.
+    pub pid_start: Option<u64>,
+    /// The process that waits for the container: the monitor (`-d`) or the attached `run`.
+    pub monitor_pid: Option<i32>,
+    pub monitor_start: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub network: NetworkRecord,
+    /// True once everything run set up on the host has been undone.
+    pub cleaned: bool,
+}
+
+/// What the kernel says about a container, whatever the record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Created,
+    Running,
+    /// Exited, with the recorded exit code (None when nobody saw the exit).
+    Exited(Option<i32>),
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// Whether the recorded process is still the one we started.
+    pub fn process_alive(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(pid), Some(start)) => liveness::same_process(pid, start),
+            _ => false,
+        }
+    }
+
+    pub fn monitor_alive(&self) -> bool {
+        match (self.monitor_pid, self.monitor_start) {
+            (Some(pid), Some(start)) => liveness::same_process(pid, start),
+            _ => false,
+        }
+    }
+
+    /// The truthful state: a "running" record whose process is gone is exited.
+    pub fn liveness(&self) -> Liveness {
+        match self.status {
+            Status::Exited => Liveness::Exited(self.exit_code),
+            Status::Created if self.pid.is_none() || self.process_alive() => Liveness::Created,
+            Status::Running if self.process_alive() => Liveness::Running,
+            _ => Liveness::Exited(self.exit_code),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.liveness() == Liveness::Running
+    }
+
+    /// The command as Docker prints it.
+    pub fn command_line(&self) -> String {
+        self.command.join(" ")
+    }
+}

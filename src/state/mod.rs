@@ -1,0 +1,146 @@
+//! Where dockling keeps things, and the container records.
+//!
+//! Layout under the root (default `/var/lib/dockling`):
+//! `images/` (image store), `containers/<id>/` (record, upper and work dirs, logs).
+//! Runtime state (network leases, locks) lives in `/run/dockling`, or `<root>/run` when
+//! `--root` is given, so a reboot forgets what the kernel forgot too.
+
+mod container;
+mod lock;
+
+pub use container::{Container, Liveness, NetworkRecord, Status};
+pub use lock::FileLock;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::error;
+
+const DEFAULT_ROOT: &str = "/var/lib/dockling";
+const DEFAULT_RUN: &str = "/run/dockling";
+
+/// The state root and the operations on container records.
+pub struct Store {
+    pub root: PathBuf,
+    pub run: PathBuf,
+    /// Subnet asked for on the command line (used when the bridge is first made).
+    pub subnet: String,
+}
+
+impl Store {
+    pub fn open(root: Option<PathBuf>, subnet: &str) -> Result<Store> {
+        let (root, run) = match root {
+            Some(r) => {
+                let r = if r.is_absolute() { r } else { std::env::current_dir()?.join(r) };
+                let run = r.join("run");
+                (r, run)
+            }
+            None => (PathBuf::from(DEFAULT_ROOT), PathBuf::from(DEFAULT_RUN)),
+        };
+        for dir in [root.join("containers"), root.join("images"), run.clone()] {
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(Store { root, run, subnet: subnet.to_string() })
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// Serialises creating and removing containers (name uniqueness).
+    pub fn lock_names(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.run.join("names.lock"))
+    }
+
+    /// Serialises changes to one container's record.
+    pub fn lock_container(&self, id: &str) -> Result<FileLock> {
+        FileLock::exclusive(&self.container_dir(id).join("lock"))
+    }
+
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let path = self.container_dir(id).join("config.json");
+        let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Writes the record atomically (temp file + rename), so a crash never leaves half a file.
+    pub fn save(&self, c: &Container) -> Result<()> {
+        let dir = self.container_dir(&c.id);
+        let tmp = dir.join("config.json.tmp");
+        let data = serde_json::to_vec_pretty(c)?;
+        fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, dir.join("config.json")).context("saving container record")?;
+        Ok(())
+    }
+
+    /// Loads, changes and saves a record under its lock.
+    pub fn update<T>(&self, id: &str, f: impl FnOnce(&mut Container) -> Result<T>) -> Result<T> {
+        let _lock = self.lock_container(id)?;
+        let mut c = self.load(id)?;
+        let out = f(&mut c)?;
+        self.save(&c)?;
+        Ok(out)
+    }
+
+    /// Every container record, oldest first.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.containers_dir()).context("listing containers")? {
+            let entry = entry?;
+            let id = entry.file_name().to_string_lossy().to_string();
+            if let Ok(c) = self.load(&id) {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(out)
+    }
+
+    /// Finds a container by name, full id or unique id prefix, as Docker does.
+    pub fn resolve(&self, key: &str) -> Result<Container> {
+        let all = self.list()?;
+        let key = key.trim_start_matches('/');
+        if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&Container> = if key.is_empty() || !key.chars().all(|c| c.is_ascii_hexdigit()) {
+            Vec::new()
+        } else {
+            all.iter().filter(|c| c.id.starts_with(key)).collect()
+        };
+        match matches.len() {
+            1 => Ok(matches[0].clone()),
+            0 => Err(error::exit(1, format!("No such container: {key}"))),
+            _ => Err(error::exit(1, format!("Multiple IDs found with provided prefix: {key}"))),
+        }
+    }
+
+    /// Removes everything a container keeps on disk.
+    pub fn remove_dir(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        remove_tree(&dir)
+    }
+}
+
+/// `rm -rf`, tolerant of a tree that is already gone.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// 64 random hex characters, like Docker's ids.
+pub fn new_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    let mut f = fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut buf).context("reading /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
