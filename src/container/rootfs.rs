@@ -20,7 +20,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
 
     let lowers: Vec<String> = cfg.lowers.iter().map(|p| p.display().to_string()).collect();
     let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},volatile",
         lowers.join(":"),
         cfg.upper.display(),
         cfg.work.display()

@@ -114,12 +114,13 @@ impl Firewall for Iptables {
 
     fn remove(&self, (table, chain, rule): &Rule) -> Result<()> {
         let cmd = format!("iptables -t {table} -D {chain} {rule}");
-        // Missing chain or rule: already gone, nothing to undo.
-        if !self.ipt.chain_exists(table, chain).unwrap_or(false) || !self.ipt.exists(table, chain, rule).unwrap_or(false) {
-            return Ok(());
-        }
         explain::step(&cmd, "unpublish the port");
-        self.ipt.delete(table, chain, rule).map_err(Self::err(cmd))
+        match self.ipt.delete(table, chain, rule) {
+            Ok(()) => Ok(()),
+            // Missing chain or rule: already gone (one exec instead of check-then-delete).
+            Err(e) if is_missing(&e.to_string()) => Ok(()),
+            Err(e) => Err(Self::err(cmd)(e)),
+        }
     }
 
     fn teardown_network(&self, subnet: Subnet, bridge: &str) -> Result<()> {
@@ -141,4 +142,11 @@ impl Firewall for Iptables {
         }
         Ok(())
     }
+}
+
+/// iptables' ways of saying "no such rule or chain".
+fn is_missing(message: &str) -> bool {
+    ["does a matching rule exist", "No chain/target/match by that name", "Bad rule", "does not exist"]
+        .iter()
+        .any(|m| message.contains(m))
 }

@@ -4,14 +4,15 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, Result};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::netlink;
 use crate::explain;
 
-/// Host end `veth<7 hex>`, temporary peer `ceth<7 hex>` (renamed `eth0` inside).
-pub fn names(id: &str) -> (String, String) {
-    (format!("veth{}", &id[..7]), format!("ceth{}", &id[..7]))
+/// Host end of a container's veth: `veth` + 7 hex characters of its id.
+pub fn host_name(id: &str) -> String {
+    format!("veth{}", &id[..7])
 }
 
 /// Docker-style MAC derived from the address: 02:42:a.b.c.d.
@@ -24,12 +25,20 @@ pub fn mac_string(mac: [u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Host side: create the pair, plug one end into the bridge, send the other into `pid`'s netns.
-pub async fn create(handle: &Handle, host: &str, peer: &str, bridge: u32, bridge_name: &str, pid: i32, netns_name: &str) -> Result<()> {
-    explain::step(&format!("ip link add {host} type veth peer name {peer}"), "a virtual cable with two ends");
-    handle.link().add(LinkVeth::new(host, peer).build()).execute().await.context("creating the veth pair")?;
+/// Host side: create the pair with its peer born inside `pid`'s netns as `eth0` (no move,
+/// no rename: both are slow in the kernel), and plug the host end into the bridge.
+pub async fn create(handle: &Handle, host: &str, bridge: u32, bridge_name: &str, pid: i32, netns_name: &str, mac: [u8; 6]) -> Result<()> {
+    explain::step(
+        &format!("ip link add {host} type veth peer name eth0 netns {netns_name} address {}", mac_string(mac)),
+        "a virtual cable: one end on the host, the other is the container's eth0",
+    );
+    let peer = LinkUnspec::new_with_name("eth0").address(mac.to_vec()).setns_by_pid(pid as u32).build();
+    let veth = rtnetlink::LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host.to_string())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    handle.link().add(veth).execute().await.context("creating the veth pair")?;
     let host_idx = netlink::link_by_name(handle, host).await?.context("host veth missing")?.header.index;
-    let peer_idx = netlink::link_by_name(handle, peer).await?.context("peer veth missing")?.header.index;
     explain::step(&format!("ip link set {host} master {bridge_name} up"), "plug the host end into the bridge");
     handle
         .link()
@@ -37,30 +46,12 @@ pub async fn create(handle: &Handle, host: &str, peer: &str, bridge: u32, bridge
         .execute()
         .await
         .context("attaching the veth to the bridge")?;
-    explain::step(&format!("ip link set {peer} netns {netns_name}"), "the other end goes into the container");
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(peer_idx).setns_by_pid(pid as u32).build())
-        .execute()
-        .await
-        .context("moving the veth into the container")?;
     Ok(())
 }
 
-/// Inside the container's netns: rename, address, up, default route.
-pub async fn configure_inside(handle: Handle, peer: String, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr, ns: String) -> Result<()> {
-    let idx = netlink::link_by_name(&handle, &peer).await?.context("veth missing inside the container")?.header.index;
-    let mac = mac_for(ip);
-    explain::step(
-        &format!("ip netns exec {ns} ip link set {peer} name eth0 address {}", mac_string(mac)),
-        "the container sees an ordinary eth0",
-    );
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(idx).name("eth0".into()).address(mac.to_vec()).build())
-        .execute()
-        .await
-        .context("renaming the veth to eth0")?;
+/// Inside the container's netns: address, up, default route.
+pub async fn configure_inside(handle: Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr, ns: String) -> Result<()> {
+    let idx = netlink::link_by_name(&handle, "eth0").await?.context("eth0 missing inside the container")?.header.index;
     explain::step(&format!("ip netns exec {ns} ip addr add {ip}/{prefix} dev eth0"), "the container's address on the bridge's subnet");
     handle.address().add(idx, IpAddr::V4(ip), prefix).execute().await.context("adding the container address")?;
     explain::step(&format!("ip netns exec {ns} ip link set eth0 up"), "switch the container's end on");
