@@ -101,3 +101,4 @@ fn pump(out: OwnedFd, err: OwnedFd, mut log: LogWriter) {
         }
     }
 }
+
