@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# tests/bench.sh  -- dockling's start-up, networking and memory benchmarks.
+#
+# Run as root after a release build and `rootfs/build.sh busybox python`:
+#     sudo bash tests/bench.sh
+# Environment knobs: REPS (default 30), WARMUP (3), HTTP_REPS (10), N_MANY (50).
+#
+# Everything runs inside a simulated host: a private mount namespace and a fresh
+# network namespace (`unshare --mount --propagation private --net --fork`) with its
+# own /run/netns, sysfs, loopback and a veth pair (both ends inside) holding 198.51.100.1/24, and a
+# throw-away `--root`. No packet leaves that namespace; the bridge, veths and
+# iptables rules dockling makes live and die there. At the end every container is
+# removed, the network pruned, the root deleted, and the real host's `ip netns
+# list` and `ip link` are checked to be as they were.
+#
+# Timing uses `date +%s%N` around each command. The overhead of that pair (two
+# fork+execs) is measured first and included in every median and p90; the "net"
+# column is the median minus that overhead. Medians and p90 (nearest rank) are
+# over the timed repetitions, after WARMUP untimed ones.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$PWD
+
+[ "$(id -u)" -eq 0 ] || { echo "tests/bench.sh: run as root (sudo bash tests/bench.sh)" >&2; exit 1; }
+D=$REPO/target/release/dockling
+[ -x "$D" ] || { echo "tests/bench.sh: $D missing (cargo build --release)" >&2; exit 1; }
+for img in busybox python; do
+    [ -d "rootfs/out/$img" ] || { echo "tests/bench.sh: rootfs/out/$img missing (bash rootfs/build.sh busybox python)" >&2; exit 1; }
+done
+for tool in unshare ip iptables curl chroot; do
+    command -v "$tool" >/dev/null || { echo "tests/bench.sh: $tool not found" >&2; exit 1; }
+done
+
+export REPS=${REPS:-30} WARMUP=${WARMUP:-3} HTTP_REPS=${HTTP_REPS:-10} N_MANY=${N_MANY:-50}
+
+host_state() { ip netns list; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+BEFORE=$(host_state)
+
+WORK=$(mktemp -d /tmp/dockling-bench.XXXXXX)
+cleanup_outer() { rm -rf "$WORK"; }
+trap cleanup_outer EXIT
+
+# ---------------------------------------------------------------- inside the sim host
+INNER=$(cat <<'EOF'
+set -euo pipefail
+D=$1 R=$2 W=$3 REPO=$4
+dk() { "$D" --root "$R" "$@"; }
+
+# The simulated host.
+mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns
+mkdir -p "$W/cg"
+if mountpoint -q /sys/fs/cgroup; then mount --rbind /sys/fs/cgroup "$W/cg"; fi
+mount -t sysfs sysfs /sys                     # /sys/class/net of this netns
+if mountpoint -q "$W/cg"; then mount --move "$W/cg" /sys/fs/cgroup; fi
+ip link set lo up
+# the sim host's "uplink": a veth pair whose both ends stay in this netns
+# (a dummy link would do, but the dummy module is not always there)
+ip link add sim0 type veth peer name sim1
+ip addr add 198.51.100.1/24 dev sim0
+ip link set sim1 up
+ip link set sim0 up
+
+cleanup_inner() {
+    local ids
+    ids=$(dk ps -aq 2>/dev/null || true)
+    if [ -n "$ids" ]; then dk rm -f $ids >/dev/null || true; fi
+    dk network prune >/dev/null 2>&1 || true
+}
+trap cleanup_inner EXIT
+
+dk import "$REPO/rootfs/out/busybox" busybox >/dev/null
+dk import "$REPO/rootfs/out/python" python >/dev/null
+
+# ---- helpers
+now() { date +%s%N; }
+# stats FILE -> "n median p90" (values in microseconds in FILE, printed in ms)
+stats() {
+    sort -n "$1" | awk '{ v[NR] = $1 }
+        END { n = NR; if (n == 0) { print 0, "nan", "nan"; exit }
+              med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+              k = int(0.9 * n); if (k < 0.9 * n) k++; if (k < 1) k = 1
+              printf "%d %.2f %.2f\n", n, med / 1000, v[k] / 1000 }'
+}
+# timeit FILE CMD... : run CMD (output discarded), append its duration (us) to FILE
+timeit() {
+    local f=$1 t0 t1; shift
+    t0=$(now); "$@" >/dev/null; t1=$(now)
+    echo $(( (t1 - t0) / 1000 )) >>"$f"
+}
+ROWS=$W/rows
+TMED=0   # median timer overhead, subtracted in the "net" column
+# row WHAT N MEDIAN P90 TARGET RESULT  (adds NET = MEDIAN - timer overhead when MEDIAN is a number)
+row() {
+    local net=-
+    if [[ $3 =~ ^[0-9.]+$ ]]; then net=$(awk -v a="$3" -v b="$TMED" 'BEGIN { printf "%.2f", a - b }'); fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$net" "$4" "$5" "$6" >>"$ROWS"
+}
+verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 <= b + 0) ? "ok" : "MISSED" }'; }
+fmt() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
+
+echo "bench: timer overhead ..." >&2
+: >"$W/timer"
+for _ in $(seq "$REPS"); do timeit "$W/timer" true; done
+read -r n med p90 < <(stats "$W/timer")
+TMED=$med
+row "timer overhead (date +%s%N pair, in every figure)" "$n" "$med" "$p90" "-" "-"
+
+# ---- 1. --network none vs the namespace+chroot floor (interleaved)
+echo "bench: run --rm --network none vs floor ..." >&2
+floor() { unshare --pid --net --ipc --uts --mount --fork chroot "$REPO/rootfs/out/busybox" /bin/true; }
+for _ in $(seq "$WARMUP"); do dk run --rm --network none busybox true >/dev/null; floor; done
+: >"$W/none"; : >"$W/floor"
+for _ in $(seq "$REPS"); do
+    timeit "$W/none" dk run --rm --network none busybox true
+    timeit "$W/floor" floor
+done
+read -r n fmed fp90 < <(stats "$W/floor")
+read -r n nmed np90 < <(stats "$W/none")
+ratio=$(awk -v a="$nmed" -v b="$fmed" 'BEGIN { printf "%.2f", a / b }')
+row "floor: unshare -pniumf chroot busybox /bin/true" "$n" "$fmed" "$fp90" "-" "-"
+v1=$(verdict "$nmed" 8); v2=$(verdict "$ratio" 2)
+row "1. run --rm --network none busybox true" "$n" "$nmed" "$np90" "<= 8 ms" "$v1"
+row "   ratio none / floor (medians)" "-" "${ratio}x" "-" "<= 2x" "$v2"
+
+# ---- 2. bridge + published port
+echo "bench: run --rm -p 8080:80 (bridge) ..." >&2
+for _ in $(seq "$WARMUP"); do dk run --rm -p 8080:80 busybox true >/dev/null; done
+: >"$W/bridge"
+for _ in $(seq "$REPS"); do timeit "$W/bridge" dk run --rm -p 8080:80 busybox true; done
+read -r n med p90 < <(stats "$W/bridge")
+row "2. run --rm -p 8080:80 busybox true (bridge)" "$n" "$med" "$p90" "<= 25 ms" "$(verdict "$med" 25)"
+
+# ---- 3. run -d python http.server -> first HTTP reply through the published port
+echo "bench: python http.server time-to-first-reply ..." >&2
+http_once() {   # prints microseconds, or fails
+    local t0 t1 id i=0
+    t0=$(now)
+    id=$(dk run -d -p 5000:5000 python python3 -m http.server 5000)
+    until curl -s --max-time 0.2 -o /dev/null http://127.0.0.1:5000/; do
+        i=$((i + 1))
+        if [ "$i" -gt 2000 ]; then echo "bench: no HTTP reply from $id" >&2; dk rm -f "$id" >/dev/null; return 1; fi
+    done
+    t1=$(now)
+    dk stop -t 1 "$id" >/dev/null
+    dk rm "$id" >/dev/null
+    echo $(( (t1 - t0) / 1000 ))
+}
+http_once >/dev/null
+: >"$W/http"
+for _ in $(seq "$HTTP_REPS"); do http_once >>"$W/http"; done
+read -r n med p90 < <(stats "$W/http")
+row "3. run -d -p 5000:5000 python http.server -> 1st reply" "$n" "$med" "$p90" "-" "-"
+
+# ---- 4. many containers: concurrently, then one after another
+echo "bench: $N_MANY containers started at once ..." >&2
+mkdir -p "$W/many"
+T0=$(now)
+for i in $(seq "$N_MANY"); do
+    (
+        s=$(now)
+        if dk run -d --name "bc$i" busybox sleep 60 >/dev/null 2>"$W/many/err$i"; then rc=0; else rc=$?; fi
+        e=$(now)
+        echo "$i $s $e $rc" >"$W/many/$i"
+    ) &
+done
+wait
+T1=$(now)
+cat "$W"/many/[0-9]* | sort -n >"$W/many.all"
+fails=$(awk '$4 != 0' "$W/many.all" | wc -l)
+awk '{ print int(($3 - $2) / 1000) }' "$W/many.all" >"$W/many.dur"
+read -r n med p90 < <(stats "$W/many.dur")
+c1=$(awk '$1 == 1 { printf "%.2f", ($3 - $2) / 1e6 }' "$W/many.all")
+cN=$(awk -v k="$N_MANY" '$1 == k { printf "%.2f", ($3 - $2) / 1e6 }' "$W/many.all")
+cmax=$(sort -n "$W/many.dur" | tail -1)
+cratio=$(awk -v a="$cN" -v b="$c1" 'BEGIN { printf "%.2f", a / b }')
+wall=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+running=$(dk ps -q | wc -l)
+row "4a. $N_MANY x run -d concurrently: per-container" "$n" "$med" "$p90" "-" "max $(fmt "$(( cmax ))e-3") ms, wall ${wall} ms, $fails failed, $running running"
+row "    1st launched / ${N_MANY}th launched" "-" "$c1 / $cN" "-" "${N_MANY}th <= 1.5x 1st" "${cratio}x $(verdict "$cratio" 1.5)"
+if [ "$fails" -gt 0 ]; then echo "bench: $fails concurrent runs failed, e.g.:" >&2; cat "$W"/many/err* | head -5 >&2; fi
+ids=$(dk ps -aq); [ -n "$ids" ] && dk rm -f $ids >/dev/null
+
+echo "bench: $N_MANY containers one after another ..." >&2
+: >"$W/seq"
+for i in $(seq "$N_MANY"); do timeit "$W/seq" dk run -d --name "bs$i" busybox sleep 60; done
+read -r n med p90 < <(stats "$W/seq")
+s1=$(sed -n 1p "$W/seq"); sN=$(sed -n "${N_MANY}p" "$W/seq")
+sratio=$(awk -v a="$sN" -v b="$s1" 'BEGIN { printf "%.2f", a / b }')
+running=$(dk ps -q | wc -l)
+row "4b. $N_MANY x run -d sequentially (others running)" "$n" "$med" "$p90" "-" "$running running"
+row "    1st / ${N_MANY}th (with $((N_MANY - 1)) running)" "-" "$(fmt "${s1}e-3") / $(fmt "${sN}e-3")" "-" "${N_MANY}th <= 1.5x 1st" "${sratio}x $(verdict "$sratio" 1.5)"
+ids=$(dk ps -aq); [ -n "$ids" ] && dk rm -f $ids >/dev/null
+
+# ---- 5. a monitor's resident memory
+echo "bench: monitor RSS ..." >&2
+id=$(dk run -d --name bmon busybox sleep 60)
+sleep 0.2
+mpid=$(dk inspect "$id" | grep -o '"MonitorPid": *[0-9]*' | grep -o '[0-9]*$')
+rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mpid/status")
+row "5. monitor VmRSS (pid $mpid), KiB" "1" "$rss KiB" "-" "<= 1024 KiB" "$(verdict "$rss" 1024)"
+dk rm -f "$id" >/dev/null
+
+# ---- the end: all containers gone, network pruned
+trap - EXIT
+ids=$(dk ps -aq); if [ -n "$ids" ]; then dk rm -f $ids >/dev/null; fi
+dk network prune >/dev/null
+EOF
+)
+# ---------------------------------------------------------------- end of inside
+
+R=$WORK/root
+mkdir -p "$R"
+echo "bench: simulated host, root $R (REPS=$REPS WARMUP=$WARMUP HTTP_REPS=$HTTP_REPS N_MANY=$N_MANY)" >&2
+status=0
+unshare --mount --propagation private --net --fork bash -c "$INNER" bench-simhost "$D" "$R" "$WORK" "$REPO" || status=$?
+
+if [ -s "$WORK/rows" ]; then
+    echo
+    echo "dockling benchmarks  ($(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ))  times in ms"
+    { printf 'what\tn\tmedian\tnet\tp90\ttarget\tresult\n'; cat "$WORK/rows"; } | column -t -s $'\t'
+fi
+
+AFTER=$(host_state)
+if [ "$BEFORE" != "$AFTER" ]; then
+    echo "tests/bench.sh: the real host's netns/links changed:" >&2
+    diff <(echo "$BEFORE") <(echo "$AFTER") >&2 || true
+    status=1
+else
+    echo "host check: ip netns list and ip link unchanged"
+fi
+exit "$status"
