@@ -94,6 +94,24 @@ pub enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Run a command in a running container.
+    Exec {
+        /// Keep STDIN open.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a pseudo-TTY.
+        #[arg(short, long)]
+        tty: bool,
+        /// Set environment variables.
+        #[arg(short, long = "env")]
+        env: Vec<String>,
+        /// Working directory inside the container.
+        #[arg(short, long)]
+        workdir: Option<String>,
+        container: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Internal: the monitor re-runs cleanup for a container.
     #[command(hide = true, name = "_cleanup")]
     Cleanup { id: String },
@@ -112,6 +130,12 @@ pub struct RunArgs {
     /// Run container in background and print container ID.
     #[arg(short, long)]
     pub detach: bool,
+    /// Keep STDIN open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
     /// Automatically remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
@@ -147,6 +171,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let mode = NetworkMode::parse(&args.network)?;
             let opts = RunOptions {
                 detach: args.detach,
+                interactive: args.interactive,
+                tty: args.tty,
                 auto_remove: args.rm,
                 name: args.name,
                 hostname: args.hostname,
@@ -168,6 +194,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Images { quiet } => images::list(&store, quiet).map(|_| 0),
         Command::Network { command: NetworkCommand::Prune } => network::prune(&store).map(|_| 0),
         Command::Network { command: NetworkCommand::Ls } => network::show(&store).map(|_| 0),
+        Command::Exec { interactive, tty, env, workdir, container: name, command } => container::exec(
+            &store,
+            &name,
+            container::ExecOptions { interactive, tty, env, workdir, command },
+        ),
         Command::Cleanup { id } => container::cleanup_by_id(&store, &id).map(|_| 0),
     }
 }

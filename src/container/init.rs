@@ -30,9 +30,9 @@ pub fn main(cfg: &mut InitConfig, go: RawFd, err: RawFd) -> i32 {
     }
 }
 
-enum Never {}
+pub enum Never {}
 
-type Failure = (i32, String);
+pub type Failure = (i32, String);
 
 fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
     move |e| (RUNTIME_ERROR, format!("{what}: {e}"))
@@ -40,14 +40,20 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 
 fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
     if let Some((out, err)) = cfg.stdio.take() {
-        let null = std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?;
-        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(fail("dup2 stdin"))?;
         nix::unistd::dup2(out.as_raw_fd(), 1).map_err(fail("dup2 stdout"))?;
         nix::unistd::dup2(err.as_raw_fd(), 2).map_err(fail("dup2 stderr"))?;
     }
+    if !cfg.interactive {
+        // Without -i, stdin is not attached (as Docker).
+        let null = std::fs::File::open("/dev/null").map_err(fail("opening /dev/null"))?;
+        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(fail("dup2 stdin"))?;
+    }
     rootfs::prepare(cfg).map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
+    if let Some(console) = cfg.console.take() {
+        super::tty::become_tty(console.as_raw_fd()).map_err(fail("allocating the terminal"))?;
+    }
     if cfg.new_net {
-        loopback_up().map_err(fail("bringing lo up"))?;
+        loopback_up(&cfg.name).map_err(fail("bringing lo up"))?;
     }
     crate::explain::step(&format!("hostname {}", cfg.hostname), "the container's own host name (UTS namespace)");
     nix::unistd::sethostname(&cfg.hostname).map_err(fail("sethostname"))?;
@@ -61,21 +67,35 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
     let _ = nix::unistd::close(go);
     crate::explain::close_output();
 
-    let env_path = cfg.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
-    let program = resolve(&cfg.argv[0], &env_path)?;
-    enter_workdir(&cfg.workdir)?;
+    Err(exec_command(&cfg.argv, &cfg.env, &cfg.workdir))
+}
+
+/// Resolves and execs the command with its environment and working directory; returns
+/// only on failure (126 cannot execute, 127 not found). Shared with `exec`.
+pub fn exec_command(argv: &[String], env: &[String], workdir: &str) -> Failure {
+    match try_exec(argv, env, workdir) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    }
+}
+
+fn try_exec(argv: &[String], env: &[String], workdir: &str) -> Result<Never, Failure> {
+    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
+    let first = argv.first().ok_or((RUNTIME_ERROR, "no command given".to_string()))?;
+    let program = resolve(first, &env_path)?;
+    enter_workdir(workdir)?;
     reset_signals();
 
     let to_c = |s: &String| CString::new(s.as_bytes()).map_err(fail("argument with a NUL byte"));
-    let argv = cfg.argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
-    let envp = cfg.env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let c_argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
     let path = CString::new(program.as_bytes()).map_err(fail("path with a NUL byte"))?;
-    let errno = match nix::unistd::execve(&path, &argv, &envp) {
+    let errno = match nix::unistd::execve(&path, &c_argv, &envp) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let code = if errno == nix::errno::Errno::ENOENT { NOT_FOUND } else { CANNOT_EXECUTE };
-    Err((code, format!("exec: {:?}: {}", cfg.argv[0], errno.desc().to_lowercase())))
+    Err((code, format!("exec: {first:?}: {}", errno.desc().to_lowercase())))
 }
 
 /// Finds the program like a shell would, telling "not found" (127) from "cannot execute" (126).
@@ -129,8 +149,8 @@ fn reset_signals() {
 }
 
 /// `ip link set lo up` inside the new netns, with one ioctl (no netlink needed here).
-fn loopback_up() -> std::io::Result<()> {
-    crate::explain::step("ip link set lo up", "the container's own loopback");
+fn loopback_up(netns: &str) -> std::io::Result<()> {
+    crate::explain::step(&format!("ip netns exec {netns} ip link set lo up"), "the container's own loopback");
     // SAFETY: a plain datagram socket and two ioctls on a zeroed, NUL-terminated ifreq.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

@@ -1,6 +1,7 @@
 //! Containers: `run` (spawn, init inside the namespaces, monitor) and the lifecycle
 //! commands (`stop`, `rm`) with the one teardown path they all share.
 
+mod exec;
 mod init;
 mod lifecycle;
 pub mod liveness;
@@ -9,10 +10,13 @@ mod monitor;
 mod names;
 mod rootfs;
 mod spawn;
+mod tty;
 
+pub use exec::{exec, ExecOptions};
 pub use lifecycle::{cleanup_by_id, finish, remove_many, stop_many};
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
@@ -30,6 +34,8 @@ use spawn::{InitConfig, SyncPipes};
 /// What `dockling run` was asked to do.
 pub struct RunOptions {
     pub detach: bool,
+    pub interactive: bool,
+    pub tty: bool,
     pub auto_remove: bool,
     pub name: Option<String>,
     pub hostname: Option<String>,
@@ -67,7 +73,10 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(error::user("No command specified"));
     }
-    let env = build_env(&opts.env)?;
+    let mut env = build_env(&opts.env)?;
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let workdir = opts.workdir.clone().unwrap_or_else(|| "/".into());
     if !workdir.starts_with('/') {
         return Err(error::user(format!("the working directory '{workdir}' is invalid, it needs to be an absolute path")));
@@ -103,14 +112,26 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         workdir: c.workdir.clone(),
         etc_files: network::etc_files(store, &c)?,
         new_net: c.network_mode != NetworkMode::Host,
+        name: c.name.clone(),
+        interactive: opts.interactive && !opts.detach,
+        console: None,
         stdio: None,
     };
+    let mut cfg = cfg;
+    let console = if opts.tty {
+        let (ours, theirs) = tty::console_socket()?;
+        cfg.console = Some(theirs);
+        Some(ours)
+    } else {
+        None
+    };
     let pipes = SyncPipes::new()?;
-    let (pid, monitor, mut starter) = if opts.detach {
-        fork_monitor(store, &id, cfg, pipes)?
+    let (pid, monitor, mut starter, console) = if opts.detach {
+        let (pid, monitor, starter) = fork_monitor(store, &id, cfg, pipes, console)?;
+        (pid, monitor, starter, None)
     } else {
         let pid = spawn::spawn(cfg, &pipes)?;
-        (pid, Pid::this(), pipes.into_starter())
+        (pid, Pid::this(), pipes.into_starter(), console)
     };
 
     // 4. Recorded as running before it can run, so the monitor's exit record always wins.
@@ -134,6 +155,8 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         let _ = store.remove_dir(&id);
         return Err(e);
     }
+    // The container's terminal arrives once its /dev is ready (or not at all if init failed).
+    let master = console.map(|sock| tty::receive_master(&sock));
     starter.release()?;
     if !opts.detach {
         forward_signals(pid);
@@ -148,6 +171,9 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
     if opts.detach {
         println!("{id}");
         return Ok(0);
+    }
+    if let Some(master) = master {
+        tty::attach(&master?, opts.interactive)?;
     }
     let code = wait_child(pid);
     finish(store, &id, code)?;
@@ -227,7 +253,7 @@ fn build_env(args: &[String]) -> Result<Vec<String>> {
 }
 
 /// Forks the monitor, which clones the container as its own child; returns both pids.
-fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes) -> Result<(Pid, Pid, spawn::Starter)> {
+fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes, console: Option<OwnedFd>) -> Result<(Pid, Pid, spawn::Starter)> {
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // The monitor writes its container's --explain lines to a saved copy of our stderr.
     let explain_fd = if crate::explain::enabled() { nix::unistd::dup(2).ok() } else { None };
@@ -238,7 +264,7 @@ fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes) -> R
             if let Some(fd) = explain_fd {
                 crate::explain::set_output(fd);
             }
-            monitor::run(store, id, cfg, pipes, report_w)
+            monitor::run(store, id, cfg, pipes, report_w, console)
         }
         ForkResult::Parent { child } => {
             drop(report_w);
@@ -246,6 +272,7 @@ fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes) -> R
                 let _ = nix::unistd::close(fd);
             }
             drop(cfg);
+            drop(console);
             let starter = pipes.into_starter();
             // One line: the container's pid, or "error\tmessage".
             let mut text = String::new();

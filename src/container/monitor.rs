@@ -18,16 +18,22 @@ use super::{exit_code_of, finish};
 use crate::state::Store;
 
 /// Body of the forked monitor. Reports the container pid (or an error) on `report`.
-pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, report: OwnedFd) -> ! {
+pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, report: OwnedFd, console: Option<OwnedFd>) -> ! {
     let _ = nix::unistd::setsid();
     let log_path = store.container_dir(id).join("container.log");
-    let started = (|| -> Result<(Pid, OwnedFd, OwnedFd, std::fs::File)> {
+    let started = (|| -> Result<(Pid, Vec<OwnedFd>, std::fs::File)> {
         let log = OpenOptions::new().create(true).append(true).open(&log_path).context("opening the log")?;
+        if let Some(console) = console {
+            // -t: one stream, the terminal, logged as stdout (as Docker does).
+            let pid = spawn::spawn(cfg, &pipes)?;
+            let master = super::tty::receive_master(&console)?;
+            return Ok((pid, vec![master], log));
+        }
         let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         cfg.stdio = Some((out_w, err_w));
         let pid = spawn::spawn(cfg, &pipes)?;
-        Ok((pid, out_r, err_r, log))
+        Ok((pid, vec![out_r, err_r], log))
     })();
     // Only `run` and init may hold the go and error pipes, or EOF never comes.
     drop(pipes);
@@ -35,7 +41,7 @@ pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, repor
     crate::explain::close_output();
     detach_stdio();
     let mut report = std::fs::File::from(report);
-    let (pid, out_r, err_r, log) = match started {
+    let (pid, streams, log) = match started {
         Ok(v) => v,
         Err(e) => {
             let _ = writeln!(report, "error\t{}", format!("{e:#}").replace('\n', " "));
@@ -45,7 +51,7 @@ pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, repor
     let _ = writeln!(report, "{}", pid.as_raw());
     drop(report);
 
-    pump(out_r, err_r, LogWriter::new(log));
+    pump(streams, LogWriter::new(log));
     let code = loop {
         match waitpid(pid, None) {
             Ok(status) => break exit_code_of(status),
@@ -66,9 +72,8 @@ fn detach_stdio() {
 }
 
 /// Copies both streams into the log until the container and all its processes closed them.
-fn pump(out: OwnedFd, err: OwnedFd, mut log: LogWriter) {
-    let fds = [out, err];
-    let mut open = [true, true];
+fn pump(fds: Vec<OwnedFd>, mut log: LogWriter) {
+    let mut open = vec![true; fds.len()];
     let mut buf = vec![0u8; 16 * 1024];
     while open.iter().any(|o| *o) {
         let mut pollfds: Vec<PollFd> = Vec::new();

@@ -30,6 +30,12 @@ pub struct InitConfig {
     /// Files bind-mounted over the image's: (source on host, path inside).
     pub etc_files: Vec<(PathBuf, &'static str)>,
     pub new_net: bool,
+    /// The container's name (its netns name in --explain lines).
+    pub name: String,
+    /// `-i`: keep stdin attached (otherwise it is /dev/null).
+    pub interactive: bool,
+    /// `-t`: the console socket init sends its pty master on.
+    pub console: Option<OwnedFd>,
     /// For detached runs: the log pipes that become stdout and stderr (stdin is /dev/null).
     pub stdio: Option<(OwnedFd, OwnedFd)>,
 }

@@ -1,0 +1,128 @@
+//! `dockling exec`: a new process inside all of a running container's namespaces and
+//! root, with its environment. Like `nsenter --target PID --all` followed by the command.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sched::{setns, CloneFlags};
+use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
+
+use super::{forward_signals, init, liveness, tty, wait_child};
+use crate::{error, explain};
+use crate::state::Store;
+
+pub struct ExecOptions {
+    pub interactive: bool,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub command: Vec<String>,
+}
+
+pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
+    let c = store.resolve(key)?;
+    let running = c.is_running();
+    let (Some(pid), Some(start), true) = (c.pid, c.pid_start, running) else {
+        return Err(error::exit(1, format!("container {} is not running", c.short_id())));
+    };
+    if opts.command.is_empty() {
+        return Err(error::user("exec needs a command to run"));
+    }
+    let _pin = liveness::pidfd(pid, start).ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
+    let mut env = c.env.clone();
+    for kv in super::build_env(&opts.env)?.into_iter().skip(2) {
+        let key = kv.split('=').next().unwrap_or_default().to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    if opts.tty {
+        env.retain(|e| !e.starts_with("TERM="));
+        env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+    }
+    let workdir = opts.workdir.clone().unwrap_or_else(|| c.workdir.clone());
+
+    // Open every namespace first: once we enter the mount namespace, host paths are gone.
+    let kinds = [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut namespaces = Vec::new();
+    for (name, flag) in kinds {
+        let path = format!("/proc/{pid}/ns/{name}");
+        if let Ok(f) = std::fs::File::open(&path) {
+            namespaces.push((f, flag));
+        }
+    }
+    explain::approx(&format!("nsenter --target {pid} --all --wd={workdir} {}", opts.command.join(" ")), "enter every namespace of the container");
+    for (file, flag) in namespaces {
+        setns(file, flag).with_context(|| format!("entering the container's {flag:?} namespace"))?;
+    }
+    // After setns(mnt) our root and cwd are the container's.
+    let master = if opts.tty {
+        let m = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).context("opening /dev/ptmx in the container")?;
+        nix::pty::grantpt(&m)?;
+        nix::pty::unlockpt(&m)?;
+        let name = nix::pty::ptsname_r(&m)?;
+        // SAFETY: we own the master fd and hand it to an OwnedFd exactly once.
+        Some((unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(m)) }, name))
+    } else {
+        None
+    };
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: single-threaded; the child only sets up stdio and execs.
+    match unsafe { nix::unistd::fork() }.context("forking")? {
+        ForkResult::Child => {
+            drop(err_r);
+            let failure = child(&opts, master.as_ref().map(|(_, n)| n.as_str()), &env, &workdir);
+            let mut pipe = std::fs::File::from(err_w);
+            let _ = std::io::Write::write_all(&mut pipe, format!("{}\t{}", failure.0, failure.1).as_bytes());
+            std::process::exit(failure.0);
+        }
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            let mut text = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut text);
+            if let Some((code, message)) = text.split_once('\t') {
+                let _ = waitpid(child, None);
+                return Err(error::exit(code.parse().unwrap_or(error::RUNTIME_ERROR), message.to_string()));
+            }
+            forward_signals(child);
+            if let Some((m, _)) = &master {
+                tty::attach(m, opts.interactive)?;
+            }
+            Ok(wait_child(child).unwrap_or(error::RUNTIME_ERROR))
+        }
+    }
+}
+
+/// The forked child: stdio (terminal or not), then exec.
+fn child(opts: &ExecOptions, pts: Option<&str>, env: &[String], workdir: &str) -> init::Failure {
+    let setup = || -> nix::Result<()> {
+        if let Some(path) = pts {
+            nix::unistd::setsid()?;
+            let slave = nix::fcntl::open(path, OFlag::O_RDWR, nix::sys::stat::Mode::empty())?;
+            // SAFETY: TIOCSCTTY on the terminal we just opened.
+            if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
+                return Err(nix::errno::Errno::last());
+            }
+            for fd in 0..3 {
+                nix::unistd::dup2(slave, fd)?;
+            }
+        } else if !opts.interactive {
+            let null = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty())?;
+            nix::unistd::dup2(null, 0)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        return (error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
+    }
+    init::exec_command(&opts.command, env, workdir)
+}
