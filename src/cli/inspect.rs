@@ -4,9 +4,10 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use super::template;
 use crate::state::{Container, Liveness, Store};
 
-pub fn inspect(store: &Store, keys: &[String]) -> Result<i32> {
+pub fn inspect(store: &Store, keys: &[String], format: Option<&str>) -> Result<i32> {
     let mut out = Vec::new();
     let mut code = 0;
     for key in keys {
@@ -18,8 +19,29 @@ pub fn inspect(store: &Store, keys: &[String]) -> Result<i32> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    match format {
+        Some(template) => {
+            for value in &out {
+                println!("{}", template::render(template, value)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+    }
     Ok(code)
+}
+
+/// `inspect --rules`: the rules each container owns, with live counters, so a class can
+/// `curl` the port and watch the DNAT counter rise.
+pub fn rules(store: &Store, keys: &[String]) -> Result<i32> {
+    let mut rows = vec![["CONTAINER", "TABLE", "CHAIN", "PACKETS", "BYTES", "RULE"].map(String::from).to_vec()];
+    for key in keys {
+        let c = store.resolve(key)?;
+        for rule in crate::network::firewall::owned_rules_with_counters(&c.id[..12])? {
+            rows.push(vec![c.name.clone(), rule.table, rule.chain, rule.packets.to_string(), rule.bytes.to_string(), rule.spec]);
+        }
+    }
+    super::table::print(&rows);
+    Ok(0)
 }
 
 fn describe(store: &Store, c: &Container) -> Value {

@@ -5,6 +5,7 @@ mod inspect;
 mod logs;
 mod ps;
 mod table;
+mod template;
 pub mod humanize;
 
 use std::path::PathBuf;
@@ -76,6 +77,12 @@ pub enum Command {
     },
     /// Display detailed information on containers.
     Inspect {
+        /// List the iptables rules each container owns, with packet and byte counters.
+        #[arg(long)]
+        rules: bool,
+        /// Format the output using a Go-template-like field path, e.g. '{{.NetworkSettings.IPAddress}}'.
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -189,7 +196,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop { time, containers } => container::stop_many(&store, &containers, time),
         Command::Rm { force, containers } => container::remove_many(&store, &containers, force),
         Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
-        Command::Inspect { containers } => inspect::inspect(&store, &containers),
+        Command::Inspect { rules: true, containers, .. } => inspect::rules(&store, &containers),
+        Command::Inspect { format, containers, .. } => inspect::inspect(&store, &containers, format.as_deref()),
         Command::Import { source, reference } => images::import(&store, &source, &reference).map(|_| 0),
         Command::Images { quiet } => images::list(&store, quiet).map(|_| 0),
         Command::Network { command: NetworkCommand::Prune } => network::prune(&store).map(|_| 0),

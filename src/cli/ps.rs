@@ -10,6 +10,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, no_trunc: bool) -> Result<()> {
     containers.reverse(); // newest first, as Docker
     let mut rows = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from).to_vec()];
     for c in containers {
+        crate::container::reconcile(store, &c);
         let live = c.liveness();
         if !all && live != Liveness::Running {
             continue;

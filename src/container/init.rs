@@ -14,6 +14,7 @@ use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use super::rootfs;
 use super::spawn::InitConfig;
 use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
+use crate::network::NetworkMode;
 
 /// Default PATH, as Docker sets it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -52,8 +53,8 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
     if let Some(console) = cfg.console.take() {
         super::tty::become_tty(console.as_raw_fd()).map_err(fail("allocating the terminal"))?;
     }
-    if cfg.new_net {
-        loopback_up(&cfg.name).map_err(fail("bringing lo up"))?;
+    if cfg.network_mode == NetworkMode::None {
+        loopback_up().map_err(fail("bringing lo up"))?;
     }
     crate::explain::step(&format!("hostname {}", cfg.hostname), "the container's own host name (UTS namespace)");
     nix::unistd::sethostname(&cfg.hostname).map_err(fail("sethostname"))?;
@@ -148,9 +149,10 @@ fn reset_signals() {
     let _ = SigSet::empty().thread_set_mask();
 }
 
-/// `ip link set lo up` inside the new netns, with one ioctl (no netlink needed here).
-fn loopback_up(netns: &str) -> std::io::Result<()> {
-    crate::explain::step(&format!("ip netns exec {netns} ip link set lo up"), "the container's own loopback");
+/// `ip link set lo up` inside a `--network none` netns, with one ioctl (bridge mode does it
+/// over netlink with the rest of eth0's setup).
+fn loopback_up() -> std::io::Result<()> {
+    crate::explain::approx("nsenter --net=/proc/PID/ns/net ip link set lo up", "the container's own loopback");
     // SAFETY: a plain datagram socket and two ioctls on a zeroed, NUL-terminated ifreq.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

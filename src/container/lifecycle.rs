@@ -18,14 +18,17 @@ const MONITOR_GRACE: Duration = Duration::from_secs(10);
 
 /// Records the exit (if nobody did), undoes host changes, and honours `--rm`.
 pub fn finish(store: &Store, id: &str, code: Option<i32>) -> Result<()> {
-    let auto_remove = store.update(id, |c| {
+    let (auto_remove, stopper_elsewhere) = store.update(id, |c| {
         if c.status != Status::Exited {
             c.status = Status::Exited;
             c.exit_code = code;
             c.finished_at = Some(Utc::now());
         }
-        Ok(c.auto_remove)
+        Ok((c.auto_remove, c.stopper_elsewhere()))
     })?;
+    if stopper_elsewhere {
+        return Ok(()); // the stop/rm that asked will tear down (and explain) itself
+    }
     cleanup(store, id)?;
     if auto_remove {
         let _names = store.lock_names()?;
@@ -69,6 +72,13 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
 /// stopped and cleaned up.
 fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     let c = store.resolve(key)?;
+    let me = std::process::id() as i32;
+    if let Some(start) = liveness::start_time(me) {
+        store.update(&c.id, |c| {
+            c.stopper = Some((me, start));
+            Ok(())
+        })?;
+    }
     let mut sent = None;
     if let (Some(pid), Some(start)) = (c.pid, c.pid_start) {
         if let Some(fd) = liveness::pidfd(pid, start) {
@@ -93,7 +103,7 @@ fn settle(store: &Store, id: &str, guessed_code: Option<i32>) -> Result<()> {
     if c.status == Status::Exited && c.cleaned {
         return Ok(());
     }
-    if c.monitor_alive() && c.monitor_pid != Some(std::process::id() as i32) {
+    if c.monitor_alive() && c.monitor_pid != Some(std::process::id() as i32) && c.status != Status::Exited {
         return Err(anyhow::anyhow!("container {} is still being torn down by its monitor", c.short_id()));
     }
     finish(store, id, guessed_code)
@@ -141,4 +151,14 @@ fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Finishes the teardown of a container that ended while nobody could do it (its monitor
+/// and any stop that claimed it died). Called by `ps`, so the host is never left with
+/// rules of a dead container for long.
+pub fn reconcile(store: &Store, c: &crate::state::Container) {
+    let dead = matches!(c.liveness(), crate::state::Liveness::Exited(_));
+    if dead && !c.cleaned && !c.monitor_alive() && !c.stopper_elsewhere() {
+        let _ = finish(store, &c.id, None);
+    }
 }

@@ -13,7 +13,7 @@ mod spawn;
 mod tty;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{cleanup_by_id, finish, remove_many, stop_many};
+pub use lifecycle::{cleanup_by_id, finish, reconcile, remove_many, stop_many};
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -112,7 +112,7 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         workdir: c.workdir.clone(),
         etc_files: network::etc_files(store, &c)?,
         new_net: c.network_mode != NetworkMode::Host,
-        name: c.name.clone(),
+        network_mode: c.network_mode,
         interactive: opts.interactive && !opts.detach,
         console: None,
         stdio: None,
@@ -225,6 +225,7 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         started_at: None,
         finished_at: None,
         network: NetworkRecord::default(),
+        stopper: None,
         cleaned: false,
     };
     fs::create_dir_all(store.container_dir(&id)).context("creating the container directory")?;

@@ -30,8 +30,7 @@ pub struct InitConfig {
     /// Files bind-mounted over the image's: (source on host, path inside).
     pub etc_files: Vec<(PathBuf, &'static str)>,
     pub new_net: bool,
-    /// The container's name (its netns name in --explain lines).
-    pub name: String,
+    pub network_mode: crate::network::NetworkMode,
     /// `-i`: keep stdin attached (otherwise it is /dev/null).
     pub interactive: bool,
     /// `-t`: the console socket init sends its pty master on.

@@ -150,3 +150,46 @@ fn is_missing(message: &str) -> bool {
         .iter()
         .any(|m| message.contains(m))
 }
+
+/// A rule a container owns, with its counters.
+pub struct CountedRule {
+    pub table: String,
+    pub chain: String,
+    pub spec: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Every rule tagged `dockling:<owner>` in our chains, read live with `iptables -v -S`.
+pub fn owned_rules_with_counters(owner: &str) -> Result<Vec<CountedRule>> {
+    let ipt = Iptables::new().ipt;
+    let tag = format!("dockling:{owner}");
+    let mut out = Vec::new();
+    for (table, chain) in [("nat", NAT_DNAT), ("nat", NAT_POSTROUTING), ("filter", FILTER_FORWARD)] {
+        if !ipt.chain_exists(table, chain).unwrap_or(false) {
+            continue;
+        }
+        let output = ipt.execute(table, &format!("-v -S {chain}")).map_err(|e| anyhow!("iptables -t {table} -v -S {chain}: {e}"))?;
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            if !line.contains(&tag) {
+                continue;
+            }
+            // "-A CHAIN ... -c PACKETS BYTES ..." (counters appear as `-c p b`).
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (mut packets, mut bytes, mut spec) = (0, 0, Vec::new());
+            let mut i = 2;
+            while i < words.len() {
+                if words[i] == "-c" && i + 2 < words.len() {
+                    packets = words[i + 1].parse().unwrap_or(0);
+                    bytes = words[i + 2].parse().unwrap_or(0);
+                    i += 3;
+                    continue;
+                }
+                spec.push(words[i]);
+                i += 1;
+            }
+            out.push(CountedRule { table: table.into(), chain: chain.into(), spec: spec.join(" "), packets, bytes });
+        }
+    }
+    Ok(out)
+}

@@ -58,6 +58,10 @@ pub struct Container {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub network: NetworkRecord,
+    /// A `stop`/`rm` in progress (pid, start time): it tears down itself, so that
+    /// `--explain` shows the teardown to whoever asked for it.
+    #[serde(default)]
+    pub stopper: Option<(i32, u64)>,
     /// True once everything run set up on the host has been undone.
     pub cleaned: bool,
 }
@@ -99,6 +103,11 @@ impl Container {
             Status::Running if self.process_alive() => Liveness::Running,
             _ => Liveness::Exited(self.exit_code),
         }
+    }
+
+    /// A live `stop`/`rm` other than this process has claimed the teardown.
+    pub fn stopper_elsewhere(&self) -> bool {
+        self.stopper.is_some_and(|(pid, start)| pid != std::process::id() as i32 && liveness::same_process(pid, start))
     }
 
     pub fn is_running(&self) -> bool {
