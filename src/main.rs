@@ -1,11 +1,13 @@
 //! dockling: a small, real container runtime that shows how Docker builds a container.
 
+mod cgroups;
 mod cli;
 mod container;
 mod error;
 mod explain;
 mod image;
 mod network;
+mod security;
 mod state;
 
 use clap::Parser;

@@ -35,3 +35,15 @@ pub fn size(bytes: u64) -> String {
     }
     if i == 0 { format!("{bytes}B") } else { format!("{:.3}", v).chars().take(4).collect::<String>().trim_end_matches('.').to_string() + units[i] }
 }
+
+/// Sizes in binary units, as `docker stats` prints them: 1.5MiB / 64MiB.
+pub fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{bytes}B") } else { format!("{v:.2}{}", units[i]) }
+}

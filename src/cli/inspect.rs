@@ -84,6 +84,7 @@ fn describe(store: &Store, c: &Container) -> Value {
             "Pid": pid,
             "MonitorPid": if running { c.monitor_pid.unwrap_or(0) } else { 0 },
             "ExitCode": exit,
+            "OOMKilled": c.oom_killed,
             "StartedAt": c.started_at.map(|t| t.to_rfc3339()),
             "FinishedAt": c.finished_at.map(|t| t.to_rfc3339()),
         },
@@ -93,7 +94,20 @@ fn describe(store: &Store, c: &Container) -> Value {
         "HostConfig": {
             "NetworkMode": c.network_mode.as_str(),
             "AutoRemove": c.auto_remove,
+            "Privileged": c.security.privileged,
+            "ReadonlyRootfs": c.security.read_only,
+            "CapAdd": c.security.capabilities,
+            "SecurityOpt": {
+                "NoNewPrivileges": c.security.no_new_privs,
+                "Seccomp": if c.security.seccomp { "default" } else { "unconfined" },
+            },
+            "Memory": c.limits.memory.unwrap_or(0),
+            "NanoCpus": c.limits.cpus.map(|v| (v * 1e9) as u64).unwrap_or(0),
+            "PidsLimit": c.limits.pids,
+            "Mounts": c.mounts,
+            "CgroupPaths": c.cgroups,
         },
+        "Security": kernel_view(pid),
         "Config": {
             "Hostname": c.hostname,
             "Env": c.env,
@@ -122,5 +136,28 @@ fn describe(store: &Store, c: &Container) -> Value {
             "Ports": ports,
             "Rules": c.network.rules.iter().map(|(t, ch, r)| format!("iptables -t {t} -A {ch} {r}")).collect::<Vec<_>>(),
         },
+    })
+}
+
+/// What the kernel says about the container's first process (not what we asked for).
+fn kernel_view(pid: i32) -> Value {
+    if pid == 0 {
+        return Value::Null;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+    let seccomp = match field("Seccomp:").as_deref() {
+        Some("0") => "disabled",
+        Some("1") => "strict",
+        Some("2") => "filter",
+        _ => "unknown",
+    };
+    json!({
+        "CapEff": field("CapEff:"),
+        "CapBnd": field("CapBnd:"),
+        "NoNewPrivs": field("NoNewPrivs:").as_deref() == Some("1"),
+        "Seccomp": seccomp,
+        "Uid": field("Uid:"),
+        "Cgroup": std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>(),
     })
 }

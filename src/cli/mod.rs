@@ -4,6 +4,7 @@ mod images;
 mod inspect;
 mod logs;
 mod ps;
+mod stats;
 mod table;
 mod template;
 pub mod humanize;
@@ -119,6 +120,13 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Display a live stream of container resource usage (cgroups).
+    Stats {
+        /// Disable streaming stats and only pull the first result.
+        #[arg(long)]
+        no_stream: bool,
+        containers: Vec<String>,
+    },
     /// Internal: the monitor re-runs cleanup for a container.
     #[command(hide = true, name = "_cleanup")]
     Cleanup { id: String },
@@ -161,6 +169,39 @@ pub struct RunArgs {
     /// Publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].
     #[arg(short, long = "publish")]
     pub publish: Vec<String>,
+    /// Add Linux capabilities (or ALL).
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (or ALL).
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges: all capabilities, no seccomp, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: no-new-privileges[=false], seccomp=unconfined.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Bind mount a volume: HOST_PATH:CONTAINER_PATH[:ro].
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs directory.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Memory limit (e.g. 64m).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
     /// Connect the container to a network: bridge, none or host.
     #[arg(long, default_value = "bridge")]
     pub network: String,
@@ -187,6 +228,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 workdir: args.workdir,
                 publish: args.publish,
                 network: mode,
+                security: crate::security::Security::from_flags(
+                    &args.cap_add,
+                    &args.cap_drop,
+                    args.privileged,
+                    &args.security_opt,
+                    args.user,
+                    args.read_only,
+                )?,
+                limits: crate::cgroups::Limits::from_flags(args.memory.as_deref(), args.cpus.as_deref(), args.pids_limit)?,
+                mounts: container::mounts::parse(&args.volume, &args.tmpfs)?,
                 image: args.image,
                 command: args.command,
             };
@@ -207,6 +258,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             &name,
             container::ExecOptions { interactive, tty, env, workdir, command },
         ),
+        Command::Stats { no_stream, containers } => stats::stats(&store, &containers, no_stream).map(|_| 0),
         Command::Cleanup { id } => container::cleanup_by_id(&store, &id).map(|_| 0),
     }
 }

@@ -44,6 +44,8 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     }
     let workdir = opts.workdir.clone().unwrap_or_else(|| c.workdir.clone());
 
+    // Same cgroups as the container (joined while host paths are still visible).
+    crate::cgroups::join(&c.cgroups, std::process::id() as i32)?;
     // Open every namespace first: once we enter the mount namespace, host paths are gone.
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -80,7 +82,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     match unsafe { nix::unistd::fork() }.context("forking")? {
         ForkResult::Child => {
             drop(err_r);
-            let failure = child(&opts, master.as_ref().map(|(_, n)| n.as_str()), &env, &workdir);
+            let failure = child(&opts, master.as_ref().map(|(_, n)| n.as_str()), &mut env, &workdir, &c.security);
             let mut pipe = std::fs::File::from(err_w);
             let _ = std::io::Write::write_all(&mut pipe, format!("{}\t{}", failure.0, failure.1).as_bytes());
             std::process::exit(failure.0);
@@ -103,7 +105,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
 }
 
 /// The forked child: stdio (terminal or not), then exec.
-fn child(opts: &ExecOptions, pts: Option<&str>, env: &[String], workdir: &str) -> init::Failure {
+fn child(opts: &ExecOptions, pts: Option<&str>, env: &mut [String], workdir: &str, security: &crate::security::Security) -> init::Failure {
     let setup = || -> nix::Result<()> {
         if let Some(path) = pts {
             nix::unistd::setsid()?;
@@ -123,6 +125,10 @@ fn child(opts: &ExecOptions, pts: Option<&str>, env: &[String], workdir: &str) -
     };
     if let Err(e) = setup() {
         return (error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
+    }
+    match security.apply() {
+        Ok(home) => init::apply_home(env, home),
+        Err(e) => return (error::RUNTIME_ERROR, format!("{e:#}")),
     }
     init::exec_command(&opts.command, env, workdir)
 }

@@ -66,9 +66,27 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
         _ => return Err((RUNTIME_ERROR, "dockling run went away before the container started".into())),
     }
     let _ = nix::unistd::close(go);
+    // `run` has put us in our cgroups: now a cgroup namespace rooted there.
+    if std::path::Path::new("/proc/self/ns/cgroup").exists() {
+        crate::explain::approx("unshare --cgroup", "the container sees its own cgroup as /");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("unsharing the cgroup namespace"))?;
+    }
+    let home = cfg.security.apply().map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
+    apply_home(&mut cfg.env, home);
     crate::explain::close_output();
 
     Err(exec_command(&cfg.argv, &cfg.env, &cfg.workdir))
+}
+
+/// After a switch to another user, HOME follows its passwd entry unless `-e HOME` was given.
+pub fn apply_home(env: &mut [String], home: Option<String>) {
+    if let Some(home) = home {
+        for e in env.iter_mut() {
+            if e == "HOME=/root" {
+                *e = format!("HOME={home}");
+            }
+        }
+    }
 }
 
 /// Resolves and execs the command with its environment and working directory; returns

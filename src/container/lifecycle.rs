@@ -23,6 +23,7 @@ pub fn finish(store: &Store, id: &str, code: Option<i32>) -> Result<()> {
             c.status = Status::Exited;
             c.exit_code = code;
             c.finished_at = Some(Utc::now());
+            c.oom_killed = code == Some(137) && crate::cgroups::oom_killed(&c.cgroups);
         }
         Ok((c.auto_remove, c.stopper_elsewhere()))
     })?;
@@ -45,6 +46,8 @@ pub fn cleanup(store: &Store, id: &str) -> Result<()> {
         return Ok(());
     }
     network::teardown(store, &mut c)?;
+    crate::cgroups::remove(&c.cgroups)?;
+    c.cgroups.clear();
     c.cleaned = true;
     store.save(&c)
 }

@@ -6,6 +6,7 @@ mod init;
 mod lifecycle;
 pub mod liveness;
 pub mod logfile;
+pub mod mounts;
 mod monitor;
 mod names;
 mod rootfs;
@@ -43,6 +44,9 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     pub publish: Vec<String>,
     pub network: NetworkMode,
+    pub security: crate::security::Security,
+    pub limits: crate::cgroups::Limits,
+    pub mounts: Vec<mounts::Mount>,
     pub image: String,
     pub command: Vec<String>,
 }
@@ -113,6 +117,8 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         etc_files: network::etc_files(store, &c)?,
         new_net: c.network_mode != NetworkMode::Host,
         network_mode: c.network_mode,
+        security: c.security.clone(),
+        mounts: c.mounts.clone(),
         interactive: opts.interactive && !opts.detach,
         console: None,
         stdio: None,
@@ -141,7 +147,7 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
     c.monitor_start = liveness::start_time(monitor.as_raw());
     c.status = Status::Running;
     c.started_at = Some(Utc::now());
-    let setup = store.save(&c).and_then(|_| network::attach(store, &mut c, pid));
+    let setup = store.save(&c).and_then(|_| join_cgroups(store, &mut c, pid)).and_then(|_| network::attach(store, &mut c, pid));
     if let Err(e) = setup {
         let _ = signal::kill(pid, Signal::SIGKILL);
         drop(starter);
@@ -178,6 +184,14 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
     let code = wait_child(pid);
     finish(store, &id, code)?;
     Ok(code.unwrap_or(error::RUNTIME_ERROR))
+}
+
+/// The container's cgroups: recorded, created with the limits, and joined before it runs.
+fn join_cgroups(store: &Store, c: &mut Container, pid: Pid) -> Result<()> {
+    c.cgroups = crate::cgroups::plan(&c.id);
+    store.save(c)?;
+    crate::cgroups::create(&c.cgroups, &c.limits)?;
+    crate::cgroups::join(&c.cgroups, pid.as_raw())
 }
 
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
@@ -225,6 +239,11 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         started_at: None,
         finished_at: None,
         network: NetworkRecord::default(),
+        security: opts.security.clone(),
+        limits: opts.limits.clone(),
+        mounts: opts.mounts.clone(),
+        cgroups: Vec::new(),
+        oom_killed: false,
         stopper: None,
         cleaned: false,
     };

@@ -35,7 +35,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
 
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs(merged, "proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
-    let sys_flags = nosuid | MsFlags::MS_RDONLY;
+    let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
     if cfg.new_net {
         mount_fs(merged, "sys", "sysfs", sys_flags, None, "read-only /sys")?;
     } else {
@@ -51,7 +51,16 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     for (source, inside) in &cfg.etc_files {
         bind_file(merged, source, inside)?;
     }
-    pivot(merged)
+    super::mounts::apply(merged, &cfg.mounts)?;
+    pivot(merged)?;
+    if !cfg.security.privileged {
+        crate::security::paths::apply()?;
+    }
+    if cfg.security.read_only {
+        explain::step("mount -o remount,bind,ro /", "--read-only: the root filesystem refuses writes (volumes and tmpfs stay writable)");
+        crate::security::paths::remount_read_only(Path::new("/"))?;
+    }
+    Ok(())
 }
 
 fn mount_fs(root: &Path, dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &str) -> Result<()> {

@@ -31,6 +31,8 @@ pub struct InitConfig {
     pub etc_files: Vec<(PathBuf, &'static str)>,
     pub new_net: bool,
     pub network_mode: crate::network::NetworkMode,
+    pub security: crate::security::Security,
+    pub mounts: Vec<super::mounts::Mount>,
     /// `-i`: keep stdin attached (otherwise it is /dev/null).
     pub interactive: bool,
     /// `-t`: the console socket init sends its pty master on.
@@ -86,15 +88,13 @@ impl Starter {
     }
 }
 
-/// The namespaces a container gets.
+/// The namespaces a container gets at clone time (the cgroup namespace comes later, once
+/// `run` has moved init into its cgroups, so that its root is the container's group).
 pub fn clone_flags(new_net: bool) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if std::path::Path::new("/proc/self/ns/cgroup").exists() {
-        flags |= CloneFlags::CLONE_NEWCGROUP;
-    }
     if new_net {
         flags |= CloneFlags::CLONE_NEWNET;
     }

@@ -58,6 +58,17 @@ pub struct Container {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub network: NetworkRecord,
+    #[serde(default)]
+    pub security: crate::security::Security,
+    #[serde(default)]
+    pub limits: crate::cgroups::Limits,
+    #[serde(default)]
+    pub mounts: Vec<crate::container::mounts::Mount>,
+    /// cgroup directories, recorded before they are created.
+    #[serde(default)]
+    pub cgroups: Vec<std::path::PathBuf>,
+    #[serde(default)]
+    pub oom_killed: bool,
     /// A `stop`/`rm` in progress (pid, start time): it tears down itself, so that
     /// `--explain` shows the teardown to whoever asked for it.
     #[serde(default)]

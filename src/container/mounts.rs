@@ -1,0 +1,89 @@
+//! `-v HOST:CONTAINER[:ro]` bind mounts and `--tmpfs PATH`, as Docker has them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, MsFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::{error, explain};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Mount {
+    Bind { source: PathBuf, target: String, read_only: bool },
+    Tmpfs { target: String },
+}
+
+/// Checks the flags before anything is created: absolute paths, existing sources.
+pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    for v in volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [s, t] => (*s, *t, ""),
+            [s, t, m] => (*s, *t, *m),
+            _ => return Err(error::user(format!("invalid volume specification: {v:?} (use HOST_PATH:CONTAINER_PATH[:ro])"))),
+        };
+        if !source.starts_with('/') {
+            return Err(error::user(format!("invalid volume {v:?}: the host path {source:?} must be absolute (named volumes are not supported)")));
+        }
+        if !Path::new(source).exists() {
+            return Err(error::user(format!("invalid volume {v:?}: host path {source:?} does not exist")));
+        }
+        check_target(target, v)?;
+        let read_only = match mode {
+            "" | "rw" => false,
+            "ro" => true,
+            m => return Err(error::user(format!("invalid volume {v:?}: unknown mode {m:?} (use ro or rw)"))),
+        };
+        out.push(Mount::Bind { source: PathBuf::from(source), target: target.to_string(), read_only });
+    }
+    for t in tmpfs {
+        let target = t.split(':').next().unwrap_or(t);
+        check_target(target, t)?;
+        out.push(Mount::Tmpfs { target: target.to_string() });
+    }
+    Ok(out)
+}
+
+fn check_target(target: &str, spec: &str) -> Result<()> {
+    if !target.starts_with('/') || target == "/" || target.split('/').any(|c| c == "..") {
+        return Err(error::user(format!("invalid mount {spec:?}: the container path {target:?} must be absolute, not / and without '..'")));
+    }
+    Ok(())
+}
+
+/// Mounts them under the new root (before pivot_root, while host paths are visible).
+pub fn apply(root: &Path, mounts: &[Mount]) -> Result<()> {
+    for m in mounts {
+        match m {
+            Mount::Bind { source, target, read_only } => {
+                let dest = root.join(target.trim_start_matches('/'));
+                if source.is_dir() {
+                    std::fs::create_dir_all(&dest)?;
+                } else {
+                    if let Some(p) = dest.parent() {
+                        std::fs::create_dir_all(p)?;
+                    }
+                    if !dest.exists() {
+                        std::fs::write(&dest, b"")?;
+                    }
+                }
+                explain::step(&format!("mount --rbind {} {}", source.display(), dest.display()), "a volume: the host's directory inside the container");
+                mount(Some(source.as_path()), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .with_context(|| format!("binding {} to {target}", source.display()))?;
+                if *read_only {
+                    crate::security::paths::remount_read_only(&dest)?;
+                }
+            }
+            Mount::Tmpfs { target } => {
+                let dest = root.join(target.trim_start_matches('/'));
+                std::fs::create_dir_all(&dest)?;
+                explain::step(&format!("mount -t tmpfs tmpfs {}", dest.display()), "a scratch directory in memory");
+                mount(Some("tmpfs"), &dest, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+                    .with_context(|| format!("mounting tmpfs on {target}"))?;
+            }
+        }
+    }
+    Ok(())
+}
