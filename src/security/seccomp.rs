@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context, Result};
 use seccompiler::{
-    apply_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
 
@@ -92,7 +92,20 @@ pub fn install() -> Result<()> {
     rules.insert(libc::SYS_clone, vec![flag_set(0, newuser)?]);
     let deny = compile(rules, libc::EPERM)?;
     let no_clone3 = compile([(libc::SYS_clone3, Vec::new())].into_iter().collect(), libc::ENOSYS)?;
-    apply_filter(&deny).context("installing the seccomp filter")?;
-    apply_filter(&no_clone3).context("installing the seccomp filter")?;
+    load(&deny)?;
+    load(&no_clone3)?;
+    Ok(())
+}
+
+/// Loads a filter with the seccomp syscall itself: seccompiler's `apply_filter` would also
+/// set no_new_privs, which `--security-opt no-new-privileges=false` must be able to lift
+/// (we still hold CAP_SYS_ADMIN here, so the kernel does not require it).
+fn load(program: &BpfProgram) -> Result<()> {
+    let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: `prog` points at a valid, live BPF program for the duration of the call.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("installing the seccomp filter");
+    }
     Ok(())
 }
