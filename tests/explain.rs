@@ -56,3 +56,41 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
     });
     assert!(got.contains(&format!("peer={HOST_IP}")), "the world saw {got:?}, expected the host's address");
 }
+
+#[test]
+fn inspect_shows_namespaces_veth_addresses_and_rule_counters() {
+    let sim = SimHost::new("inspect");
+    sim.image("busybox");
+    sim.run_d(&["--name", "web", "-p", "8080:80", "busybox", "sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www"]);
+    let ip = sim.ip_of("web");
+    sim.wait_http(false, &format!("http://{ip}:80/"), "hello");
+    let j = sim.inspect("web");
+    let pid = j.path("State.Pid").as_i64().unwrap_or(0);
+    assert!(pid > 0, "no pid in inspect");
+    // Namespaces are the kernel's: the same inodes /proc shows for the process.
+    let nss = j.get("Namespaces").as_array().unwrap_or_default();
+    let net = nss.iter().find(|n| n.get("Type").as_str() == Some("net")).map(|n| n.get("Inode").as_str().unwrap_or_default().to_string()).unwrap_or_default();
+    let real = sim.sh_ok(&format!("readlink /proc/{pid}/ns/net"));
+    assert_eq!(net, real.trim(), "net namespace inode");
+    assert!(nss.len() >= 5, "pid, mnt, uts, ipc, net at least: {nss:?}");
+    // The veth pair and addresses.
+    let veth = j.path("NetworkSettings.HostVeth").as_str().unwrap_or_default().to_string();
+    assert!(sim.veths().contains(&veth), "host veth {veth} not on the host");
+    assert_eq!(j.path("NetworkSettings.Gateway").as_str(), Some(GATEWAY));
+    assert_eq!(j.path("NetworkSettings.NetnsName").as_str(), Some("web"));
+    assert!(j.path("GraphDriver.Data.UpperDir").as_str().is_some());
+    let fmt = sim.dockling_ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "web"]);
+    assert_eq!(fmt.trim(), ip);
+
+    // The DNAT counter rises when the port is used.
+    let count = |sim: &SimHost| -> u64 {
+        let out = sim.dockling_ok(&["inspect", "--rules", "web"]);
+        let row = out.lines().find(|l| l.contains("DNAT") && l.contains("8080")).unwrap_or_else(|| panic!("no DNAT rule listed:\n{out}")).to_string();
+        row.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no packet count in {row:?}"))
+    };
+    let before = count(&sim);
+    sim.wait_http(true, &format!("http://{HOST_IP}:8080/"), "hello");
+    let after = count(&sim);
+    assert!(after > before, "DNAT packet counter did not rise ({before} -> {after})");
+    sim.finish();
+}

@@ -118,6 +118,10 @@ fn describe(store: &Store, c: &Container) -> Value {
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
+                "LowerDir": crate::image::ImageStore::new(store)
+                    .find(&c.image_id)
+                    .map(|i| i.layers().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
+                    .unwrap_or_default(),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
                 "MergedDir": dir.join("rootfs"),

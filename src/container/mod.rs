@@ -140,15 +140,22 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         (pid, Pid::this(), pipes.into_starter(), console)
     };
 
-    // 4. Recorded as running before it can run, so the monitor's exit record always wins.
+    // 4. The process is recorded before it can run (so a crash leaves something to clean).
     c.pid = Some(pid.as_raw());
     c.pid_start = liveness::start_time(pid.as_raw());
     c.monitor_pid = Some(monitor.as_raw());
     c.monitor_start = liveness::start_time(monitor.as_raw());
-    c.status = Status::Running;
     c.started_at = Some(Utc::now());
     let setup = store.save(&c).and_then(|_| join_cgroups(store, &mut c, pid)).and_then(|_| network::attach(store, &mut c, pid));
     if let Err(e) = setup {
+        // Killed from outside during setup: report that, as the exit it is.
+        if !opts.detach {
+            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                let code = exit_code_of(status);
+                let _ = finish(store, &id, code);
+                return Ok(code.unwrap_or(error::RUNTIME_ERROR));
+            }
+        }
         let _ = signal::kill(pid, Signal::SIGKILL);
         drop(starter);
         if !opts.detach {
@@ -174,6 +181,13 @@ pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
         }
         return Err(error::exit(code, message));
     }
+    // Running from now on, unless its monitor already recorded the exit.
+    store.update(&id, |c| {
+        if c.status == Status::Created {
+            c.status = Status::Running;
+        }
+        Ok(())
+    })?;
     if opts.detach {
         println!("{id}");
         return Ok(0);

@@ -40,8 +40,9 @@ pub struct Iptables {
 impl Iptables {
     pub fn new() -> Iptables {
         // Built directly: `iptables::new` runs `iptables --version` each time, and every
-        // iptables current enough for the nat rules here has -C and -w.
-        Iptables { ipt: iptables::IPTables { cmd: "iptables", has_check: true, has_wait: true, is_numeric: false } }
+        // iptables current enough for the nat rules here has -C and -w. Numeric, or every
+        // listing waits on reverse DNS lookups.
+        Iptables { ipt: iptables::IPTables { cmd: "iptables", has_check: true, has_wait: true, is_numeric: true } }
     }
 
     fn err(what: String) -> impl FnOnce(Box<dyn std::error::Error>) -> anyhow::Error {

@@ -345,232 +345,61 @@ impl Drop for Proc {
 
 /// Run a command to completion with a time limit, capturing its output.
 pub fn run_cmd(cmd: Command, timeout: Duration) -> Out {
+    let t0 = Instant::now();
     let mut p = Proc::spawn(cmd);
-    p.wait_timeout(timeout)
+    let o = p.wait_timeout(timeout);
+    if std::env::var_os("DOCKLING_IT_TRACE").is_some() {
+        eprintln!("[trace] {:>7.3}s {:?} {}", t0.elapsed().as_secs_f64(), o.code(), o.cmd);
+    }
+    o
 }
 
 // ---------------------------------------------------------------------------
 // Minimal JSON (for `inspect`)
 // ---------------------------------------------------------------------------
 
+/// `inspect` output, read with serde_json: a thin view whose lookups never fail
+/// (a missing member is Null), so tests read like `j.path("State.Pid").as_i64()`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
+#[repr(transparent)]
+pub struct Json(serde_json::Value);
 
-static JSON_NULL: Json = Json::Null;
+static JSON_NULL: serde_json::Value = serde_json::Value::Null;
+
+fn view(v: &serde_json::Value) -> &Json {
+    // SAFETY: Json is a repr(transparent) wrapper of serde_json::Value.
+    unsafe { &*(v as *const serde_json::Value as *const Json) }
+}
 
 impl Json {
     pub fn parse(s: &str) -> Result<Json, String> {
-        let mut p = JsonParser { s: s.as_bytes(), i: 0 };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing characters at byte {}", p.i));
-        }
-        Ok(v)
+        serde_json::from_str(s).map(Json).map_err(|e| e.to_string())
     }
     /// Object member (Null if absent or not an object).
     pub fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(&JSON_NULL),
-            _ => &JSON_NULL,
-        }
+        view(self.0.get(key).unwrap_or(&JSON_NULL))
     }
     /// Dotted path, e.g. "State.Pid".
     pub fn path(&self, p: &str) -> &Json {
         p.split('.').fold(self, |j, k| j.get(k))
     }
     pub fn idx(&self, i: usize) -> &Json {
-        match self {
-            Json::Arr(a) => a.get(i).unwrap_or(&JSON_NULL),
-            _ => &JSON_NULL,
-        }
+        view(self.0.get(i).unwrap_or(&JSON_NULL))
     }
     pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Json::Num(n) => Some(*n as i64),
-            _ => None,
-        }
+        self.0.as_i64().or_else(|| self.0.as_f64().map(|f| f as i64))
     }
     pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
+        self.0.as_str()
     }
     pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Json::Bool(b) => Some(*b),
-            _ => None,
-        }
+        self.0.as_bool()
     }
-    pub fn as_array(&self) -> Option<&Vec<Json>> {
-        match self {
-            Json::Arr(a) => Some(a),
-            _ => None,
-        }
+    pub fn as_array(&self) -> Option<Vec<&Json>> {
+        self.0.as_array().map(|a| a.iter().map(view).collect())
     }
     pub fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
-    }
-}
-
-struct JsonParser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && (self.s[self.i] as char).is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("JSON: {what} at byte {}", self.i))
-    }
-    fn lit(&mut self, l: &str, v: Json) -> Result<Json, String> {
-        if self.s[self.i..].starts_with(l.as_bytes()) {
-            self.i += l.len();
-            Ok(v)
-        } else {
-            self.err("bad literal")
-        }
-    }
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            None => self.err("unexpected end"),
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    let k = match self.value()? {
-                        Json::Str(k) => k,
-                        _ => return self.err("object key must be a string"),
-                    };
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b':') {
-                        return self.err("expected ':'");
-                    }
-                    self.i += 1;
-                    let v = self.value()?;
-                    m.push((k, v));
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(m));
-                        }
-                        _ => return self.err("expected ',' or '}'"),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(a));
-                }
-                loop {
-                    a.push(self.value()?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(a));
-                        }
-                        _ => return self.err("expected ',' or ']'"),
-                    }
-                }
-            }
-            Some(b'"') => {
-                self.i += 1;
-                let mut out: Vec<u8> = Vec::new();
-                loop {
-                    let c = match self.s.get(self.i) {
-                        None => return self.err("unterminated string"),
-                        Some(c) => *c,
-                    };
-                    self.i += 1;
-                    match c {
-                        b'"' => break,
-                        b'\\' => {
-                            let e = match self.s.get(self.i) {
-                                None => return self.err("bad escape"),
-                                Some(e) => *e,
-                            };
-                            self.i += 1;
-                            match e {
-                                b'"' => out.push(b'"'),
-                                b'\\' => out.push(b'\\'),
-                                b'/' => out.push(b'/'),
-                                b'b' => out.push(8),
-                                b'f' => out.push(12),
-                                b'n' => out.push(b'\n'),
-                                b'r' => out.push(b'\r'),
-                                b't' => out.push(b'\t'),
-                                b'u' => {
-                                    let hex = std::str::from_utf8(self.s.get(self.i..self.i + 4).unwrap_or(b""))
-                                        .ok()
-                                        .and_then(|h| u32::from_str_radix(h, 16).ok());
-                                    let Some(mut cp) = hex else { return self.err("bad \\u escape") };
-                                    self.i += 4;
-                                    // surrogate pair
-                                    if (0xD800..0xDC00).contains(&cp) && self.s[self.i..].starts_with(b"\\u") {
-                                        if let Some(lo) = std::str::from_utf8(self.s.get(self.i + 2..self.i + 6).unwrap_or(b""))
-                                            .ok()
-                                            .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                        {
-                                            if (0xDC00..0xE000).contains(&lo) {
-                                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                                                self.i += 6;
-                                            }
-                                        }
-                                    }
-                                    let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
-                                    let mut b = [0u8; 4];
-                                    out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
-                                }
-                                _ => return self.err("bad escape"),
-                            }
-                        }
-                        c => out.push(c),
-                    }
-                }
-                Ok(Json::Str(String::from_utf8_lossy(&out).into_owned()))
-            }
-            Some(b't') => self.lit("true", Json::Bool(true)),
-            Some(b'f') => self.lit("false", Json::Bool(false)),
-            Some(b'n') => self.lit("null", Json::Null),
-            Some(_) => {
-                let st = self.i;
-                while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
-                    self.i += 1;
-                }
-                std::str::from_utf8(&self.s[st..self.i])
-                    .ok()
-                    .and_then(|n| n.parse::<f64>().ok())
-                    .map(Json::Num)
-                    .ok_or_else(|| format!("JSON: bad value at byte {st}"))
-            }
-        }
+        self.0.is_null()
     }
 }
 
@@ -785,7 +614,7 @@ mount -t tmpfs -o mode=755 dockling-test-netns /run/netns
 if mountpoint -q /sys/fs/cgroup; then mount --rbind /sys/fs/cgroup "$T/cg"; fi
 mount -t sysfs sysfs /sys
 if mountpoint -q "$T/cg"; then mount --move "$T/cg" /sys/fs/cgroup; fi
-hostname simhost
+echo simhost > /proc/sys/kernel/hostname
 ip link set lo up
 ip netns add world
 ip link add wan0 type veth peer name wan1 netns world
@@ -1189,6 +1018,20 @@ exec {py} -c {reaper}
         }
     }
 
+    /// Assert that `dockling ARGS` is rejected: exit 125, exactly one line on
+    /// stderr, nothing on stdout, and nothing created or changed (containers,
+    /// links, netns names, iptables rules, directories under the temp dir).
+    pub fn assert_rejected(&self, args: &[&str], what: &str) {
+        let before = self.snapshot();
+        let o = self.dockling(args);
+        assert_eq!(o.code(), Some(125), "{what}: must exit 125\n{o}");
+        assert_eq!(o.stderr_lines().len(), 1, "{what}: exactly one line on stderr\n{o}");
+        assert!(o.stdout.trim().is_empty(), "{what}: nothing on stdout\n{o}");
+        let after = self.snapshot();
+        let d = before.diff(&after);
+        assert!(d.is_empty(), "{what}: something was created or changed:\n{d}\n{o}");
+    }
+
     /// HTTP GET with curl from the sim host (5 s limit per try).
     pub fn host_get(&self, url: &str) -> Out {
         self.sh(&format!("curl -sS --max-time 5 {}", shq(url)))
@@ -1238,7 +1081,9 @@ exec {py} -c {reaper}
         let files: Vec<PathBuf> = self.bg_pidfiles.lock().unwrap().clone();
         for f in files {
             if let Some(pg) = fs::read_to_string(&f).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
-                let _ = self.sh(&format!("kill -9 -- -{pg} 2>/dev/null; true"));
+                let mut c = self.ns_command("kill");
+                c.args(["-9", "--", &format!("-{pg}")]);
+                let _ = run_cmd(c, Duration::from_secs(30));
             }
         }
     }
@@ -1334,7 +1179,11 @@ impl Drop for SimHost {
                 let _ = h.wait();
             }
         }
-        let err = String::from_utf8_lossy(&self.holder_err.buf.lock().unwrap()).into_owned();
+        let err: String = String::from_utf8_lossy(&self.holder_err.buf.lock().unwrap())
+            .lines()
+            .filter(|l| !l.contains("sigprocmask unblock failed")) // unshare's noise when PID 1 is killed
+            .map(|l| format!("{l}\n"))
+            .collect();
         if !err.trim().is_empty() && std::thread::panicking() {
             eprintln!("[harness] sim host stderr:\n{err}");
         }

@@ -1,0 +1,417 @@
+//! Networking (issue 3). Every test moves real bytes between namespaces of
+//! its own simulated host: containers, the sim host (198.51.100.1) and the
+//! "world" (198.51.100.2 and 203.0.113.1).
+
+mod common;
+use common::*;
+use std::thread;
+
+/// busybox httpd serving BODY at / on port 80 (absolute paths: no PATH assumption).
+fn httpd_cmd(body: &str) -> String {
+    format!("mkdir -p /www && echo {} > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www", shq(body))
+}
+
+/// A busybox shell loop doing `GET /` on HOST:PORT with nc (HTTP/1.0), up to
+/// 5 tries; prints the whole response. (busybox-static's wget is not used: it
+/// crashes in the busybox image.)
+fn http_get_cmd(host: &str, port: u16) -> String {
+    format!(
+        "for i in 1 2 3 4 5; do r=$(printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | nc -w 5 {host} {port}) \
+         && [ -n \"$r\" ] && {{ echo \"$r\"; exit 0; }}; sleep 1; done; exit 1"
+    )
+}
+
+/// Last non-blank line of an output (the body of a one-line HTTP response).
+fn last_line(s: &str) -> &str {
+    s.lines().map(|l| l.trim()).filter(|l| !l.is_empty()).last().unwrap_or("")
+}
+
+/// Start the peer-reporting server in the world on PORT and wait until it answers.
+fn start_world_peer_server(sim: &SimHost, port: u16) -> Proc {
+    let script = sim.write_file("peer_server.py", PEER_SERVER_PY);
+    let p = sim.spawn_world(&format!("exec {} -u {} {port}", python(), script.display()));
+    sim.wait_http(false, &format!("http://{WORLD_IP}:{port}/"), "peer=");
+    p
+}
+
+/// Start a busybox httpd container publishing `publish` and wait until it
+/// answers on its own address; returns (id, ip).
+fn start_httpd(sim: &SimHost, name: &str, publish: Option<&str>, body: &str) -> (String, String) {
+    let cmd = httpd_cmd(body);
+    let mut args = vec!["--name", name];
+    if let Some(p) = publish {
+        args.extend(["-p", p]);
+    }
+    args.extend(["busybox", "sh", "-c", &cmd]);
+    let id = sim.run_d(&args);
+    let ip = sim.ip_of(name);
+    sim.wait_http(false, &format!("http://{ip}:80/"), body);
+    (id, ip)
+}
+
+/// Poll until nothing of the container's network is left in the sim host.
+fn assert_network_gone(sim: &SimHost, what: &str, name: &str, ip: &str, port: u16) {
+    let mut why = String::new();
+    let ok = wait_until(WAIT, || {
+        why.clear();
+        let rules = sim.iptables_save();
+        for l in rules.lines().filter(|l| !l.starts_with('#') && mentions_ip(l, ip)) {
+            why.push_str(&format!("iptables rule mentions {ip}: {l}\n"));
+        }
+        for l in rules_mentioning_port(&rules, port) {
+            why.push_str(&format!("iptables rule mentions port {port}: {l}\n"));
+        }
+        for v in sim.veths() {
+            why.push_str(&format!("veth link left: {v}\n"));
+        }
+        if sim.netns_names().contains(name) {
+            why.push_str(&format!("netns name {name} left\n"));
+        }
+        why.is_empty()
+    });
+    assert!(ok, "{what}: the container's network was not cleaned up:\n{why}\n{}", sim.dump());
+}
+
+/// While running: veth named veth+7 hex of the id, netns named after the
+/// container, DNAT rule for the port, gateway.
+fn assert_network_present(sim: &SimHost, name: &str, id: &str, ip: &str, port: u16) {
+    let veth = format!("veth{}", &id[..7]);
+    let links = sim.links();
+    assert!(links.contains(&veth), "expected host veth {veth}; links: {links:?}");
+    assert!(links.contains(BRIDGE), "expected bridge {BRIDGE}; links: {links:?}");
+    let ns = sim.netns_names();
+    assert!(ns.contains(name), "expected netns name {name}; ip netns: {ns:?}");
+    let rules = sim.iptables_save();
+    assert!(
+        rules.lines().any(|l| l.contains("DNAT") && mentions_ip(l, ip)),
+        "expected a DNAT rule to {ip}:\n{rules}"
+    );
+    assert!(!rules_mentioning_port(&rules, port).is_empty(), "expected rules for port {port}:\n{rules}");
+    let gw = sim.inspect(name).path("NetworkSettings.Gateway").as_str().unwrap_or("").to_string();
+    assert_eq!(gw, GATEWAY);
+}
+
+/// The next container gets the freed address again.
+fn assert_ip_reused(sim: &SimHost, ip: &str) {
+    let next = sim.cname("next");
+    sim.run_d(&["--name", &next, "busybox", "sleep", "1000"]);
+    assert_eq!(sim.ip_of(&next), ip, "the next container should get the freed address again");
+    sim.dockling_ok(&["rm", "-f", &next]);
+}
+
+#[test]
+fn container_reaches_world_through_masquerade() {
+    let sim = SimHost::new("egress");
+    sim.image("busybox");
+    let _server = start_world_peer_server(&sim, 7000);
+    for target in [WORLD_IP, INTERNET_IP] {
+        let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", &http_get_cmd(target, 7000)]);
+        assert!(o.ok(), "container could not reach {target}:7000\n{o}\n{}", sim.dump());
+        assert_eq!(
+            last_line(&o.stdout),
+            format!("peer={HOST_IP}"),
+            "the world must see the sim host's address (MASQUERADE), not the container's\n{o}"
+        );
+    }
+    sim.finish();
+}
+
+#[test]
+fn published_port_serves_world_and_host() {
+    let sim = SimHost::new("publish");
+    sim.image("python");
+    let name = sim.cname("web");
+    sim.run_d(&["--name", &name, "-p", "5000:5000", "python", "python3", "-m", "http.server", "5000"]);
+
+    // from the world, to the sim host's address
+    let body = sim.wait_http(true, &format!("http://{HOST_IP}:5000/"), "Directory listing");
+    assert!(body.contains("Directory listing"), "{body}");
+    // the server saw the world's real address (in-kernel DNAT, no proxy)
+    let logs = poll("http.server to log the world's request", WAIT, || {
+        let o = sim.dockling(&["logs", &name]);
+        if o.stderr.contains(WORLD_IP) || o.stdout.contains(WORLD_IP) { Ok(o) } else { Err(o.to_string()) }
+    });
+    assert!(logs.stderr.contains("GET / "), "{logs}");
+
+    // from the sim host itself, to 127.0.0.1 and to its own address
+    sim.wait_http(false, "http://127.0.0.1:5000/", "Directory listing");
+    sim.wait_http(false, &format!("http://{HOST_IP}:5000/"), "Directory listing");
+
+    // ps shows the published port
+    let row = sim.ps_row(&name).unwrap();
+    assert!(row.contains("0.0.0.0:5000->5000/tcp"), "ps PORTS column: {row}");
+    let j = sim.inspect(&name);
+    assert_eq!(
+        j.path("NetworkSettings.Ports").get("5000/tcp").idx(0).get("HostPort").as_str(),
+        Some("5000"),
+        "{:?}",
+        j.path("NetworkSettings.Ports")
+    );
+    sim.finish();
+}
+
+#[test]
+fn hairpin_and_container_to_container() {
+    let sim = SimHost::new("hairpin");
+    sim.image("busybox");
+    let c1 = sim.cname("c1");
+    let (_, ip1) = start_httpd(&sim, &c1, Some("5000:80"), "hello-from-c1");
+
+    // another container to the published port on the sim host's address (hairpin)
+    let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", &http_get_cmd(HOST_IP, 5000)]);
+    assert!(o.ok(), "hairpin to {HOST_IP}:5000 failed\n{o}\n{}", sim.dump());
+    assert_eq!(last_line(&o.stdout), "hello-from-c1", "{o}");
+
+    // container to container, directly by address
+    let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", &http_get_cmd(&ip1, 80)]);
+    assert!(o.ok(), "container to {ip1}:80 failed\n{o}\n{}", sim.dump());
+    assert_eq!(last_line(&o.stdout), "hello-from-c1", "{o}");
+
+    // and the same published port from the world and 127.0.0.1
+    sim.wait_http(true, &format!("http://{HOST_IP}:5000/"), "hello-from-c1");
+    sim.wait_http(false, "http://127.0.0.1:5000/", "hello-from-c1");
+    sim.finish();
+}
+
+const UDP_ECHO_PY: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 80))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(b'echo:' + d + b' from:' + a[0].encode(), a)
+"#;
+
+const UDP_CLIENT_PY: &str = r#"
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 20
+n = 0
+while time.time() < deadline:
+    n += 1
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.connect((host, port))
+    try:
+        s.send(('ping-%d' % n).encode())
+        print(s.recv(2048).decode())
+        sys.exit(0)
+    except (socket.timeout, ConnectionRefusedError):
+        pass
+    finally:
+        s.close()
+    time.sleep(0.2)
+print('no reply')
+sys.exit(1)
+"#;
+
+#[test]
+fn published_udp_port_echoes_to_world() {
+    let sim = SimHost::new("udp");
+    sim.image("python");
+    let name = sim.cname("udp");
+    sim.run_d(&["--name", &name, "-p", "8080:80/udp", "python", "python3", "-c", UDP_ECHO_PY]);
+    sim.wait_running_pid(&name);
+    let client = sim.write_file("udp_client.py", UDP_CLIENT_PY);
+    let o = sim.world_sh(&format!("{} {} {HOST_IP} 8080", python(), client.display()));
+    assert!(o.ok(), "no UDP reply from {HOST_IP}:8080\n{o}\n{}", sim.dump());
+    let reply = o.stdout.trim();
+    assert!(
+        reply.starts_with("echo:ping-") && reply.ends_with(&format!(" from:{WORLD_IP}")),
+        "the datagram must reach the container with the world's address and come back: {reply:?}"
+    );
+    let row = sim.ps_row(&name).unwrap();
+    assert!(row.contains("0.0.0.0:8080->80/udp"), "ps PORTS column: {row}");
+    // the UDP mapping does not publish TCP
+    let o = sim.world_sh(&format!("curl -sS --max-time 3 http://{HOST_IP}:8080/"));
+    assert!(!o.ok(), "TCP 8080 must not be forwarded by a /udp mapping\n{o}");
+    sim.finish();
+}
+
+#[test]
+fn cleanup_after_stop() {
+    let sim = SimHost::new("clean-stop");
+    sim.image("busybox");
+    let name = sim.cname("web");
+    let (id, ip) = start_httpd(&sim, &name, Some("5000:80"), "up");
+    assert_network_present(&sim, &name, &id, &ip, 5000);
+    sim.dockling_ok(&["stop", "-t", "1", &name]);
+    assert_network_gone(&sim, "after stop", &name, &ip, 5000);
+    let o = sim.world_get(&format!("http://{HOST_IP}:5000/"));
+    assert!(!o.ok(), "the port must not answer after stop\n{o}");
+    assert_ip_reused(&sim, &ip);
+    sim.dockling_ok(&["rm", &name]);
+    sim.finish();
+}
+
+#[test]
+fn cleanup_after_rm_force() {
+    let sim = SimHost::new("clean-rm");
+    sim.image("busybox");
+    let name = sim.cname("web");
+    let (id, ip) = start_httpd(&sim, &name, Some("5000:80"), "up");
+    assert_network_present(&sim, &name, &id, &ip, 5000);
+    sim.dockling_ok(&["rm", "-f", &name]);
+    assert_network_gone(&sim, "after rm -f", &name, &ip, 5000);
+    assert_ip_reused(&sim, &ip);
+    sim.finish();
+}
+
+#[test]
+fn cleanup_after_container_exits_by_itself() {
+    let sim = SimHost::new("clean-exit");
+    sim.image("busybox");
+    let name = sim.cname("short");
+    let id = sim.run_d(&["--name", &name, "-p", "5000:80", "busybox", "sh", "-c", "sleep 1000; exit 0"]);
+    let pid = sim.wait_running_pid(&name);
+    let ip = sim.ip_of(&name);
+    assert_network_present(&sim, &name, &id, &ip, 5000);
+    // end the container from inside: kill its sleep, so its shell exits 0
+    let kids = poll("the container's sleep process", WAIT, || {
+        let o = sim.sh(&format!("ps -o pid= --ppid {pid}"));
+        let k: Vec<String> = o.stdout.split_whitespace().map(|s| s.to_string()).collect();
+        if k.is_empty() { Err(o.to_string()) } else { Ok(k) }
+    });
+    sim.sh_ok(&format!("kill {}", kids.join(" ")));
+    assert_eq!(sim.wait_exited(&name), 0);
+    assert_network_gone(&sim, "after the container exited by itself", &name, &ip, 5000);
+    assert_ip_reused(&sim, &ip);
+    sim.finish();
+}
+
+#[test]
+fn cleanup_after_monitor_killed() {
+    let sim = SimHost::new("clean-mon");
+    sim.image("busybox");
+    let name = sim.cname("web");
+    let (id, ip) = start_httpd(&sim, &name, Some("5000:80"), "up");
+    assert_network_present(&sim, &name, &id, &ip, 5000);
+    let mon = sim.inspect(&name).path("State.MonitorPid").as_i64().unwrap_or(0);
+    assert!(mon > 0, "inspect must expose State.MonitorPid");
+    sim.sh_ok(&format!("kill -9 {mon}"));
+    // stop must still stop the container and clean its network up
+    let o = sim.dockling(&["stop", "-t", "1", &name]);
+    assert!(o.ok(), "stop after the monitor was killed failed\n{o}");
+    let row = sim.ps_row(&name).unwrap();
+    assert!(row.contains("Exited"), "{row}");
+    assert_network_gone(&sim, "after monitor kill + stop", &name, &ip, 5000);
+    assert_ip_reused(&sim, &ip);
+    let o = sim.dockling(&["rm", "-f", &name]);
+    assert!(o.ok(), "{o}");
+    sim.finish();
+}
+
+#[test]
+fn bad_and_taken_ports_are_rejected() {
+    let sim = SimHost::new("badports");
+    sim.image("busybox");
+    // syntax errors, before anything exists
+    sim.assert_rejected(&["run", "-d", "-p", "abc", "busybox", "sleep", "1000"], "-p abc");
+    sim.assert_rejected(&["run", "-d", "-p", "70000:80", "busybox", "sleep", "1000"], "-p 70000:80");
+
+    // a container owning 5000
+    let owner = sim.cname("owner");
+    start_httpd(&sim, &owner, Some("5000:80"), "owner");
+    sim.assert_rejected(&["run", "-d", "-p", "abc", "busybox", "sleep", "1000"], "-p abc");
+    sim.assert_rejected(&["run", "-d", "-p", "70000:80", "busybox", "sleep", "1000"], "-p 70000:80");
+    sim.assert_rejected(&["run", "-d", "-p", "5002:99999", "busybox", "sleep", "1000"], "-p 5002:99999");
+    sim.assert_rejected(&["run", "-d", "-p", "1.2.3:80:80", "busybox", "sleep", "1000"], "-p 1.2.3:80:80");
+    sim.assert_rejected(&["run", "-d", "-p", "5000:80", "busybox", "sleep", "1000"], "-p 5000:80 taken by a container");
+    sim.assert_rejected(&["run", "-p", "5000:8080", "busybox", "true"], "-p 5000:8080 taken (foreground)");
+
+    // a port bound by a process of the sim host
+    let _listener = sim.spawn_host(&format!(
+        "exec {} -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 5001)); s.listen(); time.sleep(100000)'",
+        python()
+    ));
+    poll("sim-host listener on 5001", WAIT, || {
+        let o = sim.sh("ss -Htln 'sport = :5001'");
+        if o.stdout.contains(":5001") { Ok(()) } else { Err(o.to_string()) }
+    });
+    sim.assert_rejected(&["run", "-d", "-p", "5001:80", "busybox", "sleep", "1000"], "-p 5001 bound by a host process");
+
+    // -p makes no sense with the host's network
+    sim.assert_rejected(
+        &["run", "-d", "--network", "host", "-p", "5003:80", "busybox", "sleep", "1000"],
+        "-p with --network host",
+    );
+
+    // the owner still works after all those refusals
+    sim.wait_http(true, &format!("http://{HOST_IP}:5000/"), "owner");
+    sim.finish();
+}
+
+#[test]
+fn twenty_containers_started_in_parallel() {
+    const N: usize = 20;
+    let sim = SimHost::new("parallel");
+    sim.image("busybox");
+    let names: Vec<String> = (0..N).map(|i| sim.cname(&format!("p{i}"))).collect();
+    let outs: Vec<Out> = thread::scope(|s| {
+        let hs: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let sim = &sim;
+                s.spawn(move || {
+                    let cmd = httpd_cmd(&format!("i-am-{n}"));
+                    sim.dockling(&["run", "-d", "--name", n, "busybox", "sh", "-c", &cmd])
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert!(o.ok() && o.stdout.trim().len() == 64, "parallel run -d failed\n{o}");
+    }
+    let ips: Vec<String> = names.iter().map(|n| sim.ip_of(n)).collect();
+    let distinct: std::collections::BTreeSet<&String> = ips.iter().collect();
+    assert_eq!(distinct.len(), N, "addresses are not distinct: {ips:?}");
+    for (n, ip) in names.iter().zip(&ips) {
+        sim.wait_http(false, &format!("http://{ip}:80/"), &format!("i-am-{n}"));
+    }
+    let veths = sim.veths();
+    assert_eq!(veths.len(), N, "one host veth per container: {veths:?}");
+    sim.finish();
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let sim = SimHost::new("netnone");
+    sim.image("busybox");
+    let o = sim.dockling(&["run", "--rm", "--network", "none", "busybox", "cat", "/proc/net/dev"]);
+    assert!(o.ok(), "{o}");
+    let ifaces: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(i, _)| i.trim()))
+        .filter(|i| !i.contains('|') && !i.is_empty())
+        .collect();
+    assert_eq!(ifaces, vec!["lo"], "--network none must have only lo\n{o}");
+    assert!(sim.veths().is_empty(), "--network none must not create a veth");
+    sim.finish();
+}
+
+#[test]
+fn network_host_sees_host_interfaces() {
+    let sim = SimHost::new("nethost");
+    sim.image("busybox");
+    let o = sim.dockling(&["run", "--rm", "--network", "host", "busybox", "cat", "/proc/net/dev"]);
+    assert!(o.ok(), "{o}");
+    assert!(o.stdout.contains("wan0:"), "--network host must see the sim host's wan0\n{o}");
+    assert!(sim.veths().is_empty(), "--network host must not create a veth");
+    // and reaches the world from the host's own address
+    let _server = start_world_peer_server(&sim, 7000);
+    let o = sim.dockling(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        &http_get_cmd(WORLD_IP, 7000),
+    ]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(last_line(&o.stdout), format!("peer={HOST_IP}"), "{o}");
+    sim.finish();
+}
