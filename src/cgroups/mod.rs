@@ -170,10 +170,6 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
         if let Some(e) = last {
             return Err(e).with_context(|| format!("removing cgroup {}", dir.display()));
         }
-        // The shared `dockling/` parent goes too once it is empty (busy: others use it).
-        if let Some(parent) = dir.parent() {
-            let _ = fs::remove_dir(parent);
-        }
     }
     Ok(())
 }
