@@ -45,7 +45,10 @@ pub fn cleanup(store: &Store, id: &str) -> Result<()> {
     if c.cleaned {
         return Ok(());
     }
-    network::teardown(store, &mut c)?;
+    // A detached container's monitor does not wait for the kernel to drop the veth (nobody
+    // waits on it); an attached `run`, `stop` and `rm` return only once it is gone.
+    let monitor = c.detached && c.monitor_pid == Some(std::process::id() as i32);
+    network::teardown(store, &mut c, !monitor)?;
     crate::cgroups::remove(&c.cgroups)?;
     c.cgroups.clear();
     c.cleaned = true;

@@ -82,7 +82,10 @@ fn make_dev(root: &Path) -> Result<()> {
             .with_context(|| format!("mknod /dev/{name}"))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
     }
-    explain::step(&format!("mknod -m 666 {}/null c 1 3  # and zero, full, random, urandom, tty", dev.display()), "the device nodes a program expects");
+    explain::step(
+        &format!("for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 {}/$n c $a $b; done", dev.display()),
+        "the device nodes a program expects",
+    );
     mount_fs(root, "dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"), "private pseudo-terminals")?;
     mount_fs(root, "dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"), "POSIX shared memory")?;
     mount_fs(root, "dev/mqueue", "mqueue", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "POSIX message queues of the IPC namespace")?;

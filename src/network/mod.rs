@@ -172,7 +172,7 @@ pub fn attach(store: &Store, c: &mut Container, pid: nix::unistd::Pid) -> Result
 
 /// Undoes every per-container change: port rules, host veth, netns name, leases.
 /// Idempotent; works from the record alone.
-pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
+pub fn teardown(store: &Store, c: &mut Container, wait_for_veth: bool) -> Result<()> {
     let fw = Iptables::new();
     for rule in &c.network.rules {
         fw.remove(rule)?;
@@ -185,7 +185,16 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         // Once the container's processes are gone and its netns unnamed, the kernel
         // destroys the netns and the veth pair with it; deleting by hand costs ~15 ms of
         // RCU waits, so it is done only while something still holds the netns.
-        if c.process_alive() {
+        // `stop` and `rm` return only once it is gone (bounded); the monitor need not wait.
+        let gone = |name: &str| {
+            // SAFETY: a valid NUL-terminated interface name.
+            std::ffi::CString::new(name).map(|n| unsafe { libc::if_nametoindex(n.as_ptr()) } == 0).unwrap_or(true)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while wait_for_veth && !c.process_alive() && !gone(&host) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        if c.process_alive() || (wait_for_veth && !gone(&host)) {
             explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
             netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
         }
@@ -254,16 +263,19 @@ pub fn prune(store: &Store) -> Result<()> {
     }
     let subnet = Subnet::parse(ipam.state.subnet.as_deref().unwrap_or(&store.subnet))?;
     Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
-    netlink::with_handle(|h| async move {
-        if netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some() {
+    let had_bridge = netlink::with_handle(|h| async move {
+        let found = netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some();
+        if found {
             explain::step(&format!("ip link delete {}", bridge::BRIDGE), "remove the bridge");
             netlink::delete_link(&h, bridge::BRIDGE).await?;
         }
-        Ok(())
+        Ok(found)
     })?;
     ipam.state = ipam::NetState::default();
     ipam.save()?;
-    println!("Deleted Networks:\n{}", bridge::BRIDGE);
+    if had_bridge {
+        println!("Deleted Networks:\n{}", bridge::BRIDGE);
+    }
     Ok(())
 }
 

@@ -58,7 +58,8 @@ fn to_set(names: &[String]) -> Result<CapsHashSet> {
 /// Drops every capability not kept from the bounding set (needs CAP_SETPCAP, so first).
 pub fn drop_bounding(keep: &[String]) -> Result<()> {
     let keep = to_set(keep)?;
-    let dropped: Vec<String> = caps::all().difference(&keep).map(|c| c.to_string().to_lowercase()).collect();
+    let mut dropped: Vec<String> = caps::all().difference(&keep).map(|c| c.to_string().to_lowercase()).collect();
+    dropped.sort();
     if !dropped.is_empty() {
         explain::approx(&format!("capsh --drop={}", dropped.join(",")), "the container keeps only Docker's default capabilities");
     }
