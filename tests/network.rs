@@ -415,3 +415,55 @@ fn network_host_sees_host_interfaces() {
     assert_eq!(last_line(&o.stdout), format!("peer={HOST_IP}"), "{o}");
     sim.finish();
 }
+
+#[test]
+fn shared_rules_are_set_up_once_and_pruned_when_unused() {
+    let sim = SimHost::new("shared");
+    sim.image("busybox");
+    let a = sim.cname("a");
+    let b = sim.cname("b");
+    sim.run_d(&["--name", &a, "-p", "8081:80", "busybox", "sleep", "300"]);
+    sim.run_d(&["--name", &b, "-p", "8082:80", "busybox", "sleep", "300"]);
+    let rules = sim.iptables_save();
+    for shared in [
+        "-A POSTROUTING -j DOCKLING-POSTROUTING",
+        "-A FORWARD -j DOCKLING-FORWARD",
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
+        "-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE",
+    ] {
+        let n = rules.lines().filter(|l| l.trim() == shared).count();
+        assert_eq!(n, 1, "{shared:?} appears {n} times:\n{rules}");
+    }
+    // Prune refuses while containers use the network.
+    let o = sim.dockling_ok(&["network", "prune"]);
+    assert!(o.contains("in use"), "{o}");
+    assert!(sim.links().contains(BRIDGE));
+    sim.dockling_ok(&["rm", "-f", &a, &b]);
+    let o = sim.dockling_ok(&["network", "prune"]);
+    assert!(o.contains(BRIDGE), "{o}");
+    assert!(!sim.links().contains(BRIDGE), "bridge left after prune");
+    let rules = sim.iptables_save();
+    assert!(!rules.contains("DOCKLING"), "chains left after prune:\n{rules}");
+    let again = sim.dockling_ok(&["network", "prune"]);
+    assert!(again.trim().is_empty(), "a second prune has nothing to say: {again:?}");
+    sim.finish();
+}
+
+#[test]
+fn subnet_overlapping_a_host_route_is_refused_and_another_can_be_chosen() {
+    let sim = SimHost::new("subnet");
+    sim.image("busybox");
+    sim.sh_ok(&format!("ip route add 10.131.0.0/16 via {WORLD_IP}"));
+    sim.assert_rejected(&["run", "-d", "busybox", "sleep", "300"], "subnet overlapping a host route");
+    let o = sim.dockling(&["run", "--rm", "busybox", "true"]);
+    assert!(o.stderr.contains("overlaps"), "{o}");
+    let name = sim.cname("other");
+    let cmd = httpd_cmd("other-subnet");
+    sim.run_d(&["--subnet", "10.132.0.0/24", "--name", &name, "busybox", "sh", "-c", &cmd]);
+    let ip = sim.inspect(&name).path("NetworkSettings.IPAddress").as_str().unwrap_or_default().to_string();
+    assert_eq!(ip, "10.132.0.2", "the chosen subnet is used");
+    sim.wait_http(false, &format!("http://{ip}:80/"), "other-subnet");
+    sim.dockling_ok(&["rm", "-f", &name]);
+    sim.sh_ok("ip route del 10.131.0.0/16");
+    sim.finish();
+}

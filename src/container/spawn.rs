@@ -103,6 +103,7 @@ pub fn clone_flags(new_net: bool) -> CloneFlags {
 
 /// Clones init. Must be called while the process has a single thread.
 pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
+    ensure_single_threaded()?;
     let flags = clone_flags(cfg.new_net);
     crate::explain::approx(
         &format!("unshare --pid --mount --uts --ipc{} --fork", if cfg.new_net { " --net" } else { "" }),
@@ -122,4 +123,15 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
     let pid = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) }
         .context("cloning the container process (are you root?)")?;
     Ok(pid)
+}
+
+/// Cloning a multi-threaded process copies only the calling thread, with whatever locks
+/// the others held: refuse rather than risk it (a runtime left running would be a bug).
+fn ensure_single_threaded() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let threads = status.lines().find_map(|l| l.strip_prefix("Threads:")).map(|v| v.trim().to_string());
+    match threads.as_deref() {
+        Some("1") => Ok(()),
+        other => anyhow::bail!("internal error: cloning a container needs a single-threaded process (threads: {other:?})"),
+    }
 }

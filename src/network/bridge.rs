@@ -19,7 +19,6 @@ pub async fn ensure(handle: &Handle, subnet: Subnet) -> Result<u32> {
     if let Some(link) = netlink::link_by_name(handle, BRIDGE).await? {
         return Ok(link.header.index);
     }
-    refuse_overlap(handle, subnet).await?;
     explain::step(&format!("ip link add {BRIDGE} type bridge"), "a virtual switch for the containers");
     handle.link().add(LinkBridge::new(BRIDGE).build()).execute().await.context("creating the bridge")?;
     let index = netlink::link_by_name(handle, BRIDGE)
@@ -40,8 +39,15 @@ pub async fn ensure(handle: &Handle, subnet: Subnet) -> Result<u32> {
     Ok(index)
 }
 
+/// Whether the bridge exists (one ioctl; no netlink needed).
+pub fn exists() -> bool {
+    let Ok(name) = std::ffi::CString::new(BRIDGE) else { return false };
+    // SAFETY: a valid NUL-terminated interface name.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+}
+
 /// Refuses a subnet that overlaps a route the host already has (other than the default).
-async fn refuse_overlap(handle: &Handle, subnet: Subnet) -> Result<()> {
+pub async fn refuse_overlap(handle: &Handle, subnet: Subnet) -> Result<()> {
     let mut routes = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
     while let Some(route) = routes.try_next().await.context("listing routes")? {
         let prefix = route.header.destination_prefix_length;

@@ -67,6 +67,11 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
     }
     let mut ipam = Ipam::lock(store)?;
     let subnet = ipam.subnet(&store.subnet)?;
+    if !bridge::exists() {
+        // Before anything is made: a subnet the host already routes elsewhere would break it.
+        // (The runtime is gone again before the clone: a current-thread runtime has no threads.)
+        netlink::with_handle(|h| async move { bridge::refuse_overlap(&h, subnet).await })?;
+    }
     let mut mappings: Vec<PortMapping> = Vec::new();
     for spec in specs {
         let m = match spec.host_port {
