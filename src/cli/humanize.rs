@@ -24,26 +24,31 @@ pub fn since(t: DateTime<Utc>) -> String {
     duration((Utc::now() - t).num_seconds())
 }
 
-/// Sizes as Docker prints them: 1.23MB, 50.2MB (decimal units).
-pub fn size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
+/// Scales `bytes` by `base` until it is below it; returns the value and the unit index.
+fn scale(bytes: u64, base: f64, units: usize) -> (f64, usize) {
     let mut v = bytes as f64;
     let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
+    while v >= base && i < units - 1 {
+        v /= base;
         i += 1;
     }
-    if i == 0 { format!("{bytes}B") } else { format!("{:.3}", v).chars().take(4).collect::<String>().trim_end_matches('.').to_string() + units[i] }
+    (v, i)
+}
+
+/// Sizes as Docker prints them: 1.23MB, 50.2MB (decimal units).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    match scale(bytes, 1000.0, UNITS.len()) {
+        (_, 0) => format!("{bytes}B"),
+        (v, i) => format!("{v:.3}").chars().take(4).collect::<String>().trim_end_matches('.').to_string() + UNITS[i],
+    }
 }
 
 /// Sizes in binary units, as `docker stats` prints them: 1.5MiB / 64MiB.
 pub fn binary_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    match scale(bytes, 1024.0, UNITS.len()) {
+        (_, 0) => format!("{bytes}B"),
+        (v, i) => format!("{v:.2}{}", UNITS[i]),
     }
-    if i == 0 { format!("{bytes}B") } else { format!("{v:.2}{}", units[i]) }
 }
