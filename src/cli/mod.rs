@@ -89,13 +89,58 @@ pub enum Command {
     },
     /// Import a root filesystem (directory or tarball) as an image.
     Import {
+        /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, ENV, ...).
+        #[arg(short, long)]
+        change: Vec<String>,
         source: PathBuf,
-        reference: String,
+        reference: Option<String>,
     },
     /// List images.
     Images {
         #[arg(short, long)]
         quiet: bool,
+        /// Don't truncate output.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Download an image from a registry.
+    Pull {
+        /// Use plain HTTP for this registry (loopback registries always do).
+        #[arg(long)]
+        insecure: bool,
+        /// Print only the image reference.
+        #[arg(short, long)]
+        quiet: bool,
+        reference: String,
+    },
+    /// Load images from a `docker save` tarball or an OCI archive.
+    Load {
+        /// Read from this file instead of stdin.
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save images to a tarball (docker save and OCI archive in one).
+    Save {
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove one or more images.
+    Rmi {
+        /// Untag even if a container uses the image (its layers stay while it does).
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
     },
     /// Manage the dockling network.
     Network {
@@ -130,6 +175,38 @@ pub enum Command {
     /// Internal: the monitor re-runs cleanup for a container.
     #[command(hide = true, name = "_cleanup")]
     Cleanup { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Remove unused images (unnamed ones; with -a all that no container uses).
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt (dockling never does).
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List images.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Display detailed information on images.
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove one or more images.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +282,15 @@ pub struct RunArgs {
     /// Connect the container to a network: bridge, none or host.
     #[arg(long, default_value = "bridge")]
     pub network: String,
+    /// Publish all the image's exposed ports to free host ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Overwrite the image's default ENTRYPOINT.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Pull the image before running: missing, always or never.
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: crate::image::PullPolicy,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -240,6 +326,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 mounts: container::mounts::parse(&args.volume, &args.tmpfs)?,
                 image: args.image,
                 command: args.command,
+                publish_all: args.publish_all,
+                entrypoint: args.entrypoint,
+                pull: args.pull,
             };
             container::run(&store, opts)
         }
@@ -249,8 +338,20 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
         Command::Inspect { rules: true, containers, .. } => inspect::rules(&store, &containers),
         Command::Inspect { format, containers, .. } => inspect::inspect(&store, &containers, format.as_deref()),
-        Command::Import { source, reference } => images::import(&store, &source, &reference).map(|_| 0),
-        Command::Images { quiet } => images::list(&store, quiet).map(|_| 0),
+        Command::Import { source, reference, change } => {
+            images::import(&store, &source, reference.as_deref(), &change).map(|_| 0)
+        }
+        Command::Images { quiet, no_trunc } => images::list(&store, quiet, no_trunc).map(|_| 0),
+        Command::Pull { insecure, quiet, reference } => images::pull(&store, &reference, insecure, quiet).map(|_| 0),
+        Command::Load { input, quiet } => images::load(&store, input.as_deref(), quiet).map(|_| 0),
+        Command::Save { output, images: keys } => images::save(&store, &keys, output.as_deref()).map(|_| 0),
+        Command::Rmi { force, images: keys } => images::rmi(&store, &keys, force),
+        Command::Image { command } => match command {
+            ImageCommand::Prune { all, .. } => images::prune(&store, all).map(|_| 0),
+            ImageCommand::Ls { quiet, no_trunc } => images::list(&store, quiet, no_trunc).map(|_| 0),
+            ImageCommand::Inspect { images: keys } => images::inspect(&store, &keys),
+            ImageCommand::Rm { force, images: keys } => images::rmi(&store, &keys, force),
+        },
         Command::Network { command: NetworkCommand::Prune } => network::prune(&store).map(|_| 0),
         Command::Network { command: NetworkCommand::Ls } => network::show(&store).map(|_| 0),
         Command::Exec { interactive, tty, env, workdir, container: name, command } => container::exec(

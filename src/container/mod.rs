@@ -27,7 +27,6 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::error;
-use crate::image::ImageStore;
 use crate::network::{self, NetworkMode};
 use crate::state::{self, Container, NetworkRecord, Status, Store};
 use spawn::{InitConfig, SyncPipes};
@@ -49,6 +48,12 @@ pub struct RunOptions {
     pub mounts: Vec<mounts::Mount>,
     pub image: String,
     pub command: Vec<String>,
+    /// `-P`: publish the image's ExposedPorts on free host ports.
+    pub publish_all: bool,
+    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
+    pub entrypoint: Option<String>,
+    /// `--pull`: when to pull the image first.
+    pub pull: crate::image::PullPolicy,
 }
 
 /// Docker's exit code for a wait status: the code, or 128+N for signal N.
@@ -61,9 +66,12 @@ pub fn exit_code_of(status: WaitStatus) -> Option<i32> {
 }
 
 /// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
-pub fn run(store: &Store, opts: RunOptions) -> Result<i32> {
+pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     // 1. Everything a user can get wrong is checked before anything is created.
-    let image = ImageStore::new(store).find(&opts.image)?;
+    // The image (pulled first if missing; the pull's threads are gone when this returns),
+    // and what its config says about command, env, workdir, user and ports.
+    let image = crate::image::for_run(store, &opts.image, opts.pull)?;
+    image.config().apply(&mut opts)?;
     if let Some(name) = &opts.name {
         names::validate(name)?;
     }

@@ -1,243 +1,304 @@
-//! The image store: `images/<id>/rootfs` trees, `images/<id>/image.json`, and
-//! `images/repositories.json` mapping `name:tag` to image ids.
+//! Finding, naming and listing images in the OCI layout.
+//!
+//! An image is a manifest in `index.json`; its id is its config's digest, as Docker's
+//! is. Each name (`busybox:latest`) is one index entry annotated with that name; an
+//! image that lost its last name while a container still uses it stays as an unnamed
+//! ("dangling") entry, so its layers outlive the tag, as in Docker.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
+use super::ingest::{layer_pairs, parse_config, parse_manifest};
+use super::layers;
+use super::layout::{Layout, REF_NAME};
+use super::reference::{split_familiar, ImageRef};
+use super::digest;
 use crate::error;
-use crate::state::{remove_tree, FileLock, Store};
+use crate::state::Store;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Largest manifest or config accepted (Docker's limit is 4 MiB too).
+pub const MAX_JSON_BLOB: u64 = 4 << 20;
+
+/// One image: its manifest, its config, and where its unpacked layers are.
+#[derive(Debug, Clone)]
 pub struct Image {
+    /// Hex of the config digest (Docker's image id).
     pub id: String,
-    pub repository: String,
-    pub tag: String,
+    /// Hex of the manifest digest (what a registry calls the image).
+    pub manifest_digest: String,
+    pub manifest_media_type: String,
+    pub manifest_size: u64,
+    /// Every name this image goes by (`name:tag` or `name@sha256:...`).
+    pub names: Vec<String>,
     pub created: DateTime<Utc>,
+    /// Bytes of file content in its layers, uncompressed.
     pub size: u64,
-    /// sha256 of the uncompressed layer tar.
-    pub diff_id: String,
-    #[serde(skip)]
-    pub dir: PathBuf,
+    pub config: ImageConfiguration,
+    /// (blob hex, diff id hex) per layer, bottom first.
+    pub layer_ids: Vec<(String, String)>,
+    layer_trees: Vec<PathBuf>,
 }
 
 impl Image {
-    /// Lower directories for the overlay, top layer first.
+    /// Lower directories for the overlay, top layer first. A layer that appears twice
+    /// (overlayfs refuses a lower dir twice) is kept where it is topmost: the copy above
+    /// shadows everything the one below could show, so the merged tree is the same.
     pub fn layers(&self) -> Vec<PathBuf> {
-        vec![self.dir.join("rootfs")]
+        let mut out: Vec<PathBuf> = Vec::new();
+        for tree in self.layer_trees.iter().rev() {
+            if !out.contains(tree) {
+                out.push(tree.clone());
+            }
+        }
+        out
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
     }
 }
 
 pub struct ImageStore<'a> {
-    store: &'a Store,
+    pub store: &'a Store,
+    pub layout: Layout,
 }
 
-/// Splits `name[:tag]` (a registry port `host:5000/name` is not a tag).
-pub fn parse_reference(reference: &str) -> Result<(String, String)> {
-    let (name, tag) = match reference.rfind(':') {
-        Some(i) if !reference[i + 1..].contains('/') => (&reference[..i], &reference[i + 1..]),
-        _ => (reference, "latest"),
-    };
-    let name_ok = !name.is_empty()
-        && name.split('/').all(|part| {
-            !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-                && part.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        });
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        && !tag.starts_with(['.', '-']);
-    if !name_ok || !tag_ok {
-        return Err(error::user(format!("invalid reference format: {reference:?}")));
-    }
-    Ok((name.to_string(), tag.to_string()))
+/// The name an index entry carries, if any.
+pub fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(|s| s.as_str())
 }
 
 impl<'a> ImageStore<'a> {
     pub fn new(store: &'a Store) -> Self {
-        ImageStore { store }
+        ImageStore { store, layout: Layout::new(store) }
     }
 
-    fn dir(&self) -> PathBuf {
-        self.store.root.join("images")
+    /// Reads an image from its manifest digest (checking every digest on the way).
+    pub fn load(&self, manifest_hex: &str) -> Result<Image> {
+        let index = self.layout.read_index()?;
+        self.load_from(&index_names(&index), manifest_hex)
     }
 
-    fn repositories(&self) -> Result<BTreeMap<String, String>> {
-        let path = self.dir().join("repositories.json");
-        match fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    fn load_from(&self, names: &HashMap<String, Vec<String>>, manifest_hex: &str) -> Result<Image> {
+        let raw = self.layout.read_blob(manifest_hex)?;
+        let manifest = parse_manifest(&raw, manifest_hex)?;
+        let config_hex = digest::parse(manifest.config().digest().as_ref())?;
+        let config = parse_config(&self.layout.read_blob(&config_hex)?, &config_hex)?;
+        let layer_ids = layer_pairs(&manifest, &config, &config_hex)?;
+        let layer_trees = layer_ids.iter().map(|(_, d)| layers::tree(&self.layout, d)).collect();
+        let size = layer_ids.iter().map(|(_, d)| layers::size(&self.layout, d)).sum();
+        let created = config
+            .created()
+            .as_deref()
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+            .map(|c| c.with_timezone(&Utc))
+            .or_else(|| {
+                let m = std::fs::metadata(self.layout.blob_path(&config_hex)).ok()?.modified().ok()?;
+                Some(DateTime::<Utc>::from(m))
+            })
+            .unwrap_or_default();
+        let media_type = match manifest.media_type() {
+            Some(m) => m.to_string(),
+            None => MediaType::ImageManifest.to_string(),
+        };
+        Ok(Image {
+            id: config_hex,
+            manifest_digest: manifest_hex.to_string(),
+            manifest_media_type: media_type,
+            manifest_size: raw.len() as u64,
+            names: names.get(manifest_hex).cloned().unwrap_or_default(),
+            created,
+            size,
+            config,
+            layer_ids,
+            layer_trees,
+        })
+    }
+
+    /// Unpacks any layer of the image that is not (or no longer) unpacked.
+    pub fn ensure_layers(&self, image: &Image) -> Result<()> {
+        if image.layer_ids.iter().all(|(_, d)| layers::is_unpacked(&self.layout, d)) {
+            return Ok(());
         }
+        self.layout.ensure()?;
+        let _adding = self.layout.adding()?;
+        for (blob, diff) in &image.layer_ids {
+            layers::ensure(&self.layout, blob, diff)?;
+        }
+        Ok(())
     }
 
-    fn save_repositories(&self, repos: &BTreeMap<String, String>) -> Result<()> {
-        let tmp = self.dir().join("repositories.json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(repos)?)?;
-        fs::rename(&tmp, self.dir().join("repositories.json")).context("saving repositories.json")
-    }
-
-    fn load_image(&self, id: &str) -> Result<Image> {
-        let dir = self.dir().join(id);
-        let data = fs::read(dir.join("image.json")).with_context(|| format!("reading image {id}"))?;
-        let mut img: Image = serde_json::from_slice(&data)?;
-        img.dir = dir;
-        Ok(img)
-    }
-
-    /// Every `name:tag` with its image, sorted newest first.
-    pub fn list(&self) -> Result<Vec<(String, Image)>> {
+    /// Every image, once each, newest first.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let index = self.layout.read_index()?;
+        let names = index_names(&index);
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for (reference, id) in self.repositories()? {
-            if let Ok(img) = self.load_image(&id) {
-                out.push((reference, img));
+        for d in index.manifests() {
+            let hex = digest::parse(d.digest().as_ref())?;
+            if seen.insert(hex.clone()) {
+                out.push(self.load_from(&names, &hex)?);
             }
         }
-        out.sort_by(|a, b| b.1.created.cmp(&a.1.created));
+        out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
     }
 
-    /// Finds an image by `name[:tag]`, full id or unique id prefix.
-    pub fn find(&self, reference: &str) -> Result<Image> {
-        let repos = self.repositories()?;
-        if let Ok((name, tag)) = parse_reference(reference) {
-            if let Some(id) = repos.get(&format!("{name}:{tag}")) {
-                return self.load_image(id);
+    /// Finds an image by `name[:tag]`, `name@sha256:...`, full id or unique id prefix.
+    pub fn lookup(&self, text: &str) -> Result<Option<Image>> {
+        let index = self.layout.read_index()?;
+        let names = index_names(&index);
+        if let Ok(r) = ImageRef::parse(text) {
+            let key = r.familiar();
+            for d in index.manifests() {
+                if ref_name(d) == Some(key.as_str()) {
+                    let hex = digest::parse(d.digest().as_ref())?;
+                    if r.digest_hex().is_some_and(|want| want != hex) {
+                        continue;
+                    }
+                    return self.load_from(&names, &hex).map(Some);
+                }
             }
-        }
-        let key = reference.trim_start_matches("sha256:");
-        if key.len() >= 4 && key.chars().all(|c| c.is_ascii_hexdigit()) {
-            let hits: Vec<&String> = repos.values().filter(|id| id.starts_with(key)).collect();
-            if let Some(first) = hits.first() {
-                if hits.iter().all(|h| h == first) {
-                    return self.load_image(first);
+            if let Some(want) = r.digest_hex() {
+                // `name@sha256:...`: the image with that manifest digest, under that name.
+                let name = r.familiar_name();
+                let hit = index.manifests().iter().any(|d| {
+                    d.digest().digest() == want
+                        && ref_name(d).is_some_and(|n| split_familiar(n).0 == name)
+                });
+                if hit {
+                    return self.load_from(&names, want).map(Some);
                 }
             }
         }
-        Err(error::user(format!("Unable to find image '{reference}' locally")))
-    }
-
-    fn register(&self, reference: &str, id: &str) -> Result<()> {
-        let _lock = FileLock::exclusive(&self.dir().join("lock"))?;
-        let mut repos = self.repositories()?;
-        repos.insert(reference.to_string(), id.to_string());
-        self.save_repositories(&repos)
-    }
-}
-
-/// `dockling import DIR|TARBALL NAME[:TAG]`, like `docker import`: one layer, no config.
-pub fn import(store: &Store, source: &Path, reference: &str) -> Result<Image> {
-    let (name, tag) = parse_reference(reference)?;
-    let images = ImageStore::new(store);
-    let meta = fs::metadata(source).map_err(|e| error::user(format!("cannot import {}: {e}", source.display())))?;
-    let staging = images.dir().join(format!("tmp-{}", crate::state::new_id()?));
-    let rootfs = staging.join("rootfs");
-    fs::create_dir_all(&rootfs)?;
-    let result = (|| -> Result<(String, u64)> {
-        if meta.is_dir() {
-            // Pack the tree into a tar (what a layer is), hashing it, then unpack it.
-            let blob = staging.join("layer.tar");
-            let mut hasher = HashingWriter { inner: File::create(&blob)?, hash: Sha256::new() };
-            {
-                let mut builder = tar::Builder::new(&mut hasher);
-                builder.follow_symlinks(false);
-                builder.mode(tar::HeaderMode::Complete);
-                builder.append_dir_all(".", source).with_context(|| format!("packing {}", source.display()))?;
-                builder.finish()?;
+        let key = text.strip_prefix("sha256:").unwrap_or(text);
+        if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let key = key.to_ascii_lowercase();
+            let mut hits: Vec<Image> = Vec::new();
+            for img in self.images()? {
+                if img.id.starts_with(&key) && !hits.iter().any(|h| h.id == img.id) {
+                    hits.push(img);
+                }
             }
-            let diff_id = format!("{:x}", hasher.hash.finalize());
-            let size = unpack(File::open(&blob)?, &rootfs)?;
-            fs::remove_file(&blob)?;
-            Ok((diff_id, size))
+            match hits.len() {
+                0 => {}
+                1 => return Ok(hits.pop()),
+                _ => return Err(error::user(format!("image id prefix {text:?} is ambiguous: {} images match", hits.len()))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Like [`ImageStore::lookup`], with Docker's error when nothing matches; makes sure
+    /// the layers are unpacked, so the result is ready to run (never pulls: see
+    /// [`super::for_run`] for that).
+    #[allow(dead_code)]
+    pub fn find(&self, text: &str) -> Result<Image> {
+        let image = self
+            .lookup(text)?
+            .ok_or_else(|| error::user(format!("Unable to find image '{text}' locally")))?;
+        self.ensure_layers(&image)?;
+        Ok(image)
+    }
+
+    /// Names an image (already in the blobs) in `index.json`. A name that pointed at
+    /// another image moves; that image stays as a dangling entry (for `image prune`).
+    /// With no names, the image is recorded as dangling.
+    pub fn record(&self, manifest: &Descriptor, names: &[String]) -> Result<()> {
+        let _lock = self.layout.lock_index()?;
+        let mut index = self.layout.read_index()?;
+        let hex = manifest.digest().digest().to_string();
+        let mut entries: Vec<Descriptor> = Vec::new();
+        let mut orphaned: Vec<Descriptor> = Vec::new();
+        for d in index.manifests() {
+            match ref_name(d) {
+                Some(n) if names.iter().any(|want| want == n) => {
+                    if d.digest().digest() != hex {
+                        orphaned.push(d.clone());
+                    }
+                }
+                None if d.digest().digest() == hex => {} // about to be named (or re-added)
+                _ => entries.push(d.clone()),
+            }
+        }
+        for d in orphaned {
+            let still_named = entries.iter().any(|e| e.digest() == d.digest());
+            if !still_named {
+                entries.push(unnamed(&d));
+            }
+        }
+        if names.is_empty() {
+            if !entries.iter().any(|e| e.digest().digest() == hex) {
+                entries.push(unnamed(manifest));
+            }
         } else {
-            let mut file = BufReader::new(File::open(source)?);
-            let mut magic = [0u8; 2];
-            file.read_exact(&mut magic).context("reading tarball")?;
-            let file = io::Cursor::new(magic).chain(file);
-            let (size, diff_id) = if magic == [0x1f, 0x8b] {
-                let mut r = HashingReader { inner: flate2::read::GzDecoder::new(file), hash: Sha256::new() };
-                let size = unpack(&mut r, &rootfs)?;
-                io::copy(&mut r, &mut io::sink())?;
-                (size, format!("{:x}", r.hash.finalize()))
-            } else {
-                let mut r = HashingReader { inner: file, hash: Sha256::new() };
-                let size = unpack(&mut r, &rootfs)?;
-                io::copy(&mut r, &mut io::sink())?;
-                (size, format!("{:x}", r.hash.finalize()))
-            };
-            Ok((diff_id, size))
+            for n in names {
+                let mut d = unnamed(manifest);
+                d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.clone())])));
+                entries.push(d);
+            }
         }
-    })();
-    let (diff_id, size) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = remove_tree(&staging);
-            return Err(e);
+        index.set_manifests(entries);
+        self.layout.write_index(&index)
+    }
+
+    /// Removes index entries (by name, or the unnamed one of `manifest_hex` when `name` is
+    /// None). Returns whether anything still names that manifest.
+    pub fn unrecord(&self, manifest_hex: &str, name: Option<&str>, keep_unnamed: bool) -> Result<bool> {
+        let _lock = self.layout.lock_index()?;
+        let mut index = self.layout.read_index()?;
+        let mut entries: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| {
+                let same = d.digest().digest() == manifest_hex;
+                match name {
+                    Some(n) => ref_name(d) != Some(n),
+                    None => !same,
+                }
+            })
+            .cloned()
+            .collect();
+        let remains = entries.iter().any(|d| d.digest().digest() == manifest_hex);
+        if !remains && keep_unnamed {
+            if let Some(d) = index.manifests().iter().find(|d| d.digest().digest() == manifest_hex) {
+                entries.push(unnamed(d));
+            }
         }
-    };
-    let created = Utc::now();
-    let config = serde_json::json!({ "diff_id": diff_id, "created": created, "name": name, "tag": tag });
-    let id = format!("{:x}", Sha256::digest(serde_json::to_vec(&config)?));
-    let image = Image { id: id.clone(), repository: name.clone(), tag: tag.clone(), created, size, diff_id, dir: images.dir().join(&id) };
-    fs::write(staging.join("image.json"), serde_json::to_vec_pretty(&image)?)?;
-    fs::rename(&staging, &image.dir).context("storing image")?;
-    images.register(&format!("{name}:{tag}"), &id)?;
-    println!("sha256:{id}");
-    Ok(image)
-}
+        index.set_manifests(entries);
+        self.layout.write_index(&index)?;
+        Ok(remains)
+    }
 
-/// Unpacks a tar stream safely (no `..`, no escaping links); returns the bytes written.
-fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    let mut size = 0;
-    for entry in archive.entries().context("reading tar")? {
-        let mut entry = entry.context("reading tar entry")?;
-        let path = entry.path()?.into_owned();
-        if path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            bail!("refusing tar entry with '..': {}", path.display());
+    /// Ids of the images that containers (running or not) were made from.
+    pub fn in_use(&self) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for c in self.store.list().context("listing containers")? {
+            out.entry(c.image_id.clone()).or_insert(c.id.clone());
         }
-        size += entry.header().size().unwrap_or(0);
-        entry.unpack_in(dest).with_context(|| format!("unpacking {}", path.display()))?;
-    }
-    Ok(size)
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(out)
     }
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
+/// A copy of an index entry without its name.
+pub fn unnamed(d: &Descriptor) -> Descriptor {
+    let mut d = d.clone();
+    d.set_annotations(None);
+    d
 }
 
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
+/// Manifest digest hex -> the names it goes by, in index order.
+fn index_names(index: &oci_spec::image::ImageIndex) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for d in index.manifests() {
+        let entry = out.entry(d.digest().digest().to_string()).or_default();
+        if let Some(n) = ref_name(d) {
+            entry.push(n.to_string());
+        }
     }
+    out
 }

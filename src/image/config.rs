@@ -1,0 +1,134 @@
+//! How an image's config shapes `run`: Entrypoint and Cmd, Env, WorkingDir, User,
+//! ExposedPorts (for `-P`) and StopSignal, with Docker's rules for what `run`'s own
+//! flags and arguments replace.
+
+use anyhow::Result;
+use oci_spec::image::Config;
+
+use super::store::Image;
+use crate::container::RunOptions;
+use crate::network::NetworkMode;
+
+/// The runtime part of an image's config (empty for images without one, like imports).
+pub struct RunConfig<'a> {
+    cfg: Option<&'a Config>,
+}
+
+impl Image {
+    pub fn config(&self) -> RunConfig<'_> {
+        RunConfig { cfg: self.config.config().as_ref() }
+    }
+}
+
+impl RunConfig<'_> {
+    pub fn entrypoint(&self) -> Vec<String> {
+        self.cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default()
+    }
+
+    pub fn cmd(&self) -> Vec<String> {
+        self.cfg.and_then(|c| c.cmd().clone()).unwrap_or_default()
+    }
+
+    pub fn env(&self) -> Vec<String> {
+        self.cfg.and_then(|c| c.env().clone()).unwrap_or_default()
+    }
+
+    pub fn working_dir(&self) -> Option<String> {
+        self.cfg.and_then(|c| c.working_dir().clone()).filter(|w| !w.is_empty())
+    }
+
+    pub fn user(&self) -> Option<String> {
+        self.cfg.and_then(|c| c.user().clone()).filter(|u| !u.is_empty())
+    }
+
+    /// `80/tcp`-style keys of ExposedPorts, sorted.
+    pub fn exposed_ports(&self) -> Vec<String> {
+        let mut ports = self.cfg.and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        ports.sort();
+        ports
+    }
+
+    #[allow(dead_code)]
+    pub fn stop_signal(&self) -> Option<String> {
+        self.cfg.and_then(|c| c.stop_signal().clone()).filter(|s| !s.is_empty())
+    }
+
+    /// Fills in what `run` was not told, from the image, as `docker run` does:
+    /// - the command is Entrypoint + Cmd; arguments after the image replace Cmd, and
+    ///   `--entrypoint` replaces Entrypoint (and drops the image's Cmd);
+    /// - the image's Env comes before `-e` (so `-e` wins);
+    /// - WorkingDir and User apply unless `-w` / `-u` were given;
+    /// - `-P` publishes every ExposedPorts entry on a free host port (bridge network only,
+    ///   as other modes have no ports to publish).
+    pub fn apply(&self, opts: &mut RunOptions) -> Result<()> {
+        let (entrypoint, cmd) = match opts.entrypoint.take() {
+            Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
+            Some(e) => (vec![e], Vec::new()),
+            None => (self.entrypoint(), self.cmd()),
+        };
+        let args = if opts.command.is_empty() { cmd } else { std::mem::take(&mut opts.command) };
+        opts.command = entrypoint.into_iter().chain(args).collect();
+        let mut env = self.env();
+        env.append(&mut opts.env);
+        opts.env = env;
+        if opts.workdir.is_none() {
+            opts.workdir = self.working_dir();
+        }
+        if opts.security.user.is_none() {
+            if let Some(user) = self.user() {
+                crate::security::user::validate(&user)?;
+                opts.security.user = Some(user);
+            }
+        }
+        if opts.publish_all && opts.network == NetworkMode::Bridge {
+            for port in self.exposed_ports() {
+                opts.publish.push(port);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The signal number for a StopSignal value (`SIGUSR1`, `USR1`, `10`, `SIGRTMIN+3`).
+pub fn parse_signal(text: &str) -> Option<i32> {
+    if let Ok(n) = text.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = text.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off = if rest.is_empty() { 0 } else { rest.strip_prefix('+')?.parse::<i32>().ok()? };
+        let n = libc::SIGRTMIN() + off;
+        return (n <= libc::SIGRTMAX()).then_some(n);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off = if rest.is_empty() { 0 } else { rest.strip_prefix('-')?.parse::<i32>().ok()? };
+        let n = libc::SIGRTMAX() - off;
+        return (n >= libc::SIGRTMIN()).then_some(n);
+    }
+    let full = format!("SIG{name}");
+    full.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+}
+
+/// The stop signal of the image a container was made from (None: use SIGTERM).
+#[allow(dead_code)]
+pub fn stop_signal(store: &crate::state::Store, image_id: &str) -> Option<i32> {
+    let images = super::ImageStore::new(store);
+    let image = images.lookup(image_id).ok()??;
+    parse_signal(&image.config().stop_signal()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("term"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(parse_signal("0"), None);
+    }
+}
