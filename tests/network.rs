@@ -422,8 +422,10 @@ fn shared_rules_are_set_up_once_and_pruned_when_unused() {
     sim.image("busybox");
     let a = sim.cname("a");
     let b = sim.cname("b");
+    assert_eq!(sim.sh_ok("cat /proc/sys/net/ipv4/ip_forward").trim(), "0", "a fresh host forwards nothing");
     sim.run_d(&["--name", &a, "-p", "8081:80", "busybox", "sleep", "300"]);
     sim.run_d(&["--name", &b, "-p", "8082:80", "busybox", "sleep", "300"]);
+    assert_eq!(sim.sh_ok("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
     let rules = sim.iptables_save();
     for shared in [
         "-A POSTROUTING -j DOCKLING-POSTROUTING",
@@ -444,6 +446,8 @@ fn shared_rules_are_set_up_once_and_pruned_when_unused() {
     assert!(!sim.links().contains(BRIDGE), "bridge left after prune");
     let rules = sim.iptables_save();
     assert!(!rules.contains("DOCKLING"), "chains left after prune:\n{rules}");
+    let fwd = sim.sh_ok("cat /proc/sys/net/ipv4/ip_forward");
+    assert_eq!(fwd.trim(), "0", "prune puts ip_forward back as it was");
     let again = sim.dockling_ok(&["network", "prune"]);
     assert!(again.trim().is_empty(), "a second prune has nothing to say: {again:?}");
     sim.finish();

@@ -152,6 +152,15 @@ impl<'a> ImageStore<'a> {
     pub fn lookup(&self, text: &str) -> Result<Option<Image>> {
         let index = self.layout.read_index()?;
         let names = index_names(&index);
+        // Fast path for the common `busybox`, `python:3`, `host:5000/app:v1`: the name is
+        // already in its familiar form. Parsing a reference compiles a large regex
+        // (~10 MB, tens of ms), which every `run` would pay and every monitor inherit.
+        if let Some(key) = plain_familiar(text) {
+            if let Some(d) = index.manifests().iter().find(|d| ref_name(d) == Some(key.as_str())) {
+                let hex = digest::parse(d.digest().as_ref())?;
+                return self.load_from(&names, &hex).map(Some);
+            }
+        }
         if let Ok(r) = ImageRef::parse(text) {
             let key = r.familiar();
             for d in index.manifests() {
@@ -292,6 +301,22 @@ pub fn unnamed(d: &Descriptor) -> Descriptor {
 }
 
 /// Manifest digest hex -> the names it goes by, in index order.
+/// `name` -> `name:latest`, `name:tag` as is; None for anything that needs real parsing
+/// (digests, upper case, `docker.io/library/...` spellings).
+fn plain_familiar(text: &str) -> Option<String> {
+    let ok = !text.is_empty()
+        && !text.contains('@')
+        && !text.starts_with("docker.io/")
+        && !text.starts_with("index.docker.io/")
+        && !text.starts_with("library/")
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b));
+    if !ok {
+        return None;
+    }
+    let last = text.rsplit('/').next().unwrap_or(text);
+    Some(if last.contains(':') { text.to_string() } else { format!("{text}:latest") })
+}
+
 fn index_names(index: &oci_spec::image::ImageIndex) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for d in index.manifests() {

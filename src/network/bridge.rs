@@ -69,6 +69,22 @@ pub async fn refuse_overlap(handle: &Handle, subnet: Subnet) -> Result<()> {
     Ok(())
 }
 
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// The current `net.ipv4.ip_forward` (recorded before we change it).
+pub fn ip_forward() -> String {
+    std::fs::read_to_string(IP_FORWARD).map(|v| v.trim().to_string()).unwrap_or_else(|_| "0".into())
+}
+
+/// Puts `net.ipv4.ip_forward` back as it was before dockling.
+pub fn restore_ip_forward(before: &str) -> Result<()> {
+    if ip_forward() == before {
+        return Ok(());
+    }
+    explain::step(&format!("sysctl -w net.ipv4.ip_forward={before}"), "the host forwarded no packets before dockling");
+    std::fs::write(IP_FORWARD, before).context("restoring net.ipv4.ip_forward")
+}
+
 /// Host sysctls the network needs (per network namespace).
 pub fn sysctls() -> Result<()> {
     for (key, path) in [

@@ -70,6 +70,9 @@ pub struct NetState {
     pub ports: Vec<(PortMapping, String)>,
     /// The bridge, sysctls and shared chains were set up (cleared by `network prune`).
     pub shared_ready: bool,
+    /// `net.ipv4.ip_forward` before dockling first set it, restored by `network prune`.
+    #[serde(default)]
+    pub ip_forward_before: Option<String>,
 }
 
 /// The locked network state; saved with [`Ipam::save`].

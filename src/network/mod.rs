@@ -147,6 +147,10 @@ pub fn attach(store: &Store, c: &mut Container, pid: nix::unistd::Pid) -> Result
         let mut ipam = Ipam::lock(store)?;
         let idx = netlink::with_handle(|h| async move { bridge::ensure(&h, subnet).await })?;
         if !ipam.state.shared_ready {
+            if ipam.state.ip_forward_before.is_none() {
+                ipam.state.ip_forward_before = Some(bridge::ip_forward());
+                ipam.save()?;
+            }
             bridge::sysctls()?;
             fw.setup_network(subnet, bridge::BRIDGE)?;
             ipam.state.shared_ready = true;
@@ -276,6 +280,9 @@ pub fn prune(store: &Store) -> Result<()> {
         }
         Ok(found)
     })?;
+    if let Some(before) = &ipam.state.ip_forward_before {
+        bridge::restore_ip_forward(before)?;
+    }
     ipam.state = ipam::NetState::default();
     ipam.save()?;
     if had_bridge {
