@@ -236,6 +236,11 @@ struct Registry {
 }
 
 fn start_registry(sim: &SimHost) -> Registry {
+    start_registry_with(sim, "")
+}
+
+/// Like [`start_registry`], with more configuration (e.g. an `auth:` section).
+fn start_registry_with(sim: &SimHost, extra: &str) -> Registry {
     // skopeo keeps a blob-info cache in /var/lib/containers: give it a tmpfs that only
     // this simulated host sees.
     sim.sh_ok("mkdir -p /var/lib/containers && mount -t tmpfs dockling-test-skopeo /var/lib/containers");
@@ -243,14 +248,15 @@ fn start_registry(sim: &SimHost) -> Registry {
     let cfg = sim.write_file(
         "registry.yml",
         &format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {REGISTRY}\n",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {REGISTRY}\n{extra}",
             data.display()
         ),
     );
     let proc = sim.spawn_host(&format!("exec docker-registry serve {}", shq(&cfg.to_string_lossy())));
     poll("the registry to answer on 127.0.0.1:5000", WAIT, || {
-        let o = sim.sh(&format!("curl -sf http://{REGISTRY}/v2/"));
-        if o.ok() { Ok(()) } else { Err(o.to_string()) }
+        // 200, or 401 with a token challenge when auth is on
+        let o = sim.sh(&format!("curl -s -o /dev/null -w '%{{http_code}}' http://{REGISTRY}/v2/"));
+        if o.ok() && matches!(o.stdout.trim(), "200" | "401") { Ok(()) } else { Err(o.to_string()) }
     });
     Registry { _proc: proc, data }
 }
@@ -692,5 +698,98 @@ fn interrupted_downloads_resume() {
         sim.dockling_ok(&["rmi", &image]);
         sim.dockling_ok(&["image", "prune"]);
     }
+    sim.finish();
+}
+
+/// A token server for docker-registry's bearer-token auth: it signs (with openssl) a JWT
+/// granting whatever scope is asked, except for repositories named `*/denied`, and logs
+/// each request's user agent and scopes.
+const TOKEN_SERVER_PY: &str = r#"
+import base64, json, os, subprocess, sys, time, urllib.parse
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+port, key, cert, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True).stdout
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        access = []
+        for scope in q.get("scope", []):
+            kind, name, actions = scope.split(":")
+            if not name.endswith("/denied"):
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+        claims = {"iss": "dockling-test-issuer", "sub": "", "aud": q.get("service", [""])[0],
+                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing, capture_output=True, check=True).stdout
+        token = signing.decode() + "." + b64(sig)
+        with open(log, "a") as f:
+            f.write(self.headers.get("User-Agent", "") + " " + " ".join(q.get("scope", [])) + "\n")
+        body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+#[test]
+fn pull_with_bearer_token_auth() {
+    let sim = SimHost::new("img-token");
+    let dir = sim.tmp.clone();
+    let (key, cert, log) = (dir.join("key.pem"), dir.join("cert.pem"), dir.join("tokens.log"));
+    sim.sh_ok(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=dockling-test-token -keyout {} -out {} 2>&1",
+        shq(&key.to_string_lossy()),
+        shq(&cert.to_string_lossy())
+    ));
+    let script = sim.write_file("token.py", TOKEN_SERVER_PY);
+    let _tokens = sim.spawn_host(&format!(
+        "exec {} {} 5001 {} {} {}",
+        python(),
+        shq(&script.to_string_lossy()),
+        shq(&key.to_string_lossy()),
+        shq(&cert.to_string_lossy()),
+        shq(&log.to_string_lossy())
+    ));
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:5001/token\n    service: dockling-test\n    issuer: dockling-test-issuer\n    rootcertbundle: {}\n",
+        cert.display()
+    );
+    let _reg = start_registry_with(&sim, &auth);
+    poll("the token server", WAIT, || {
+        let o = sim.sh("curl -sf 'http://127.0.0.1:5001/token?service=dockling-test'");
+        if o.ok() { Ok(()) } else { Err(o.to_string()) }
+    });
+    let mut oci = Oci::default();
+    let d = oci.image(&[(busybox_layer(), Comp::Gzip)], json!({ "Cmd": ["echo", "authorised"] }), None);
+    oci.name(&d, Some("v1"));
+    oci.write(&dir.join("t.tar"));
+    push(&sim, &dir.join("t.tar"), "test/app:v1");
+
+    // Anonymous pull: the registry's 401 challenge sends dockling to the token server.
+    let o = sim.dockling(&["run", "--rm", "--network", "none", &format!("{REGISTRY}/test/app:v1")]);
+    assert_eq!(o.stdout, "authorised\n", "{o}");
+    let tokens = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        tokens.lines().any(|l| l.starts_with("dockling/") && l.contains("repository:test/app:pull")),
+        "dockling must ask the token server for a pull token:\n{tokens}"
+    );
+    // A token without the access asked for: refused, with one line, nothing stored.
+    let before = store_listing(&sim);
+    let o = sim.dockling(&["pull", &format!("{REGISTRY}/test/denied:v1")]);
+    assert_refused(&o, "ot authorized", "pull without access");
+    assert_eq!(store_listing(&sim), before, "{o}");
     sim.finish();
 }

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Host tools the runtime and the tests use.
 bash scripts/apt-ensure.sh iptables busybox-static iproute2 procps util-linux \
-    python3 curl tmux psmisc docker-registry skopeo
+    python3 curl tmux psmisc docker-registry skopeo openssl
 
 # iptables: keep the default (nft) backend if it works in a fresh network
 # namespace, as containers' firewall rules need; otherwise switch to legacy.
