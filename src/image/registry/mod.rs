@@ -203,7 +203,6 @@ fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress
     let desc = ingest.image(&fetched.manifest_raw, &fetched.manifest_hex)?;
     ingest.commit()?;
     images.record(&desc, std::slice::from_ref(&name))?;
-    progress.clear();
     let image = images.load(&fetched.manifest_hex)?;
     progress.line(&format!("Digest: sha256:{}", fetched.top_hex));
     if before.as_deref() == Some(fetched.manifest_hex.as_str()) {

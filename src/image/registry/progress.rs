@@ -72,13 +72,6 @@ impl Progress {
         });
         LayerBar { bar, short: short.to_string(), progress: self.clone() }
     }
-
-    /// Removes the bars (before the final status lines).
-    pub fn clear(&self) {
-        if let Some(m) = &self.multi {
-            let _ = m.clear();
-        }
-    }
 }
 
 pub struct LayerBar {
