@@ -793,3 +793,29 @@ fn pull_with_bearer_token_auth() {
     assert_eq!(store_listing(&sim), before, "{o}");
     sim.finish();
 }
+
+#[test]
+fn an_image_with_many_layers_runs() {
+    // With full paths, overlay's mount options (one page) would hold ~30 lower dirs
+    // under a test root; the short names hold more.
+    let sim = SimHost::new("img-many");
+    let names: Vec<String> = (0..45).map(|i| format!("layers/{i:02}")).collect();
+    let mut layers = vec![(busybox_layer(), Comp::None)];
+    for n in &names {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(n.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, n, n.as_bytes()).unwrap();
+        layers.push((b.into_inner().unwrap(), Comp::Gzip));
+    }
+    let mut oci = Oci::default();
+    let d = oci.image(&layers, json!({ "Cmd": ["sh", "-c", "ls /layers | wc -l"] }), None);
+    oci.name(&d, Some("many:v1"));
+    oci.write(&sim.tmp.join("many.tar"));
+    sim.dockling_ok(&["load", "-i", &sim.tmp.join("many.tar").to_string_lossy()]);
+    let o = sim.dockling(&["run", "--rm", "--network", "none", "many:v1"]);
+    assert_eq!(o.stdout.trim(), "45", "{o}");
+    sim.finish();
+}

@@ -73,7 +73,7 @@ pub fn inspect(store: &Store, keys: &[String]) -> Result<i32> {
                     .iter()
                     .map(|n| format!("{}@sha256:{}", image::split_name(n).0, img.manifest_digest))
                     .collect();
-                let lowers: Vec<String> = img.layers().iter().map(|p| p.display().to_string()).collect();
+                let lowers: Vec<String> = img.layer_trees().iter().map(|p| p.display().to_string()).collect();
                 out.push(json!({
                     "Id": format!("sha256:{}", img.id),
                     "RepoTags": names,

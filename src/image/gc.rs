@@ -155,6 +155,16 @@ fn collect(images: &ImageStore, partials: bool) -> Result<u64> {
             crate::state::remove_tree(&entry.path())?;
         }
     }
+    let links = layout.dir.join("l");
+    if links.is_dir() {
+        for entry in fs::read_dir(&links).context("listing layer links")? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !diffs.iter().any(|d| d.starts_with(&name)) || !entry.path().exists() {
+                fs::remove_file(entry.path()).with_context(|| format!("removing layer link {name}"))?;
+            }
+        }
+    }
     // Nobody is adding content (we hold the exclusive lock): staging is all leftovers.
     for entry in fs::read_dir(layout.tmp_dir()).context("listing tmp")? {
         let entry = entry?;

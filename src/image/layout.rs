@@ -1,6 +1,7 @@
 //! The OCI image layout under `<root>/images`: `oci-layout`, `index.json` and
-//! `blobs/sha256/<hex>`, plus dockling's own `layers/<diff id>/` (unpacked trees)
-//! and `tmp/` (staging, so nothing half-written ever has a final name).
+//! `blobs/sha256/<hex>`, plus dockling's own `layers/<diff id>/` (unpacked trees),
+//! `l/` (their short names, for overlay's mount options) and `tmp/` (staging, so
+//! nothing half-written ever has a final name).
 //!
 //! Blobs are immutable and content-addressed; they only appear by `rename` after their
 //! digest was checked. `index.json` is the one mutable file: it is changed under
@@ -55,7 +56,7 @@ impl Layout {
     /// Creates the layout's directories (only commands that add content call this, so a
     /// failed `run` of an unknown image creates nothing).
     pub fn ensure(&self) -> Result<()> {
-        for d in [self.dir.join("blobs/sha256"), self.layers_dir(), self.tmp_dir()] {
+        for d in [self.dir.join("blobs/sha256"), self.layers_dir(), self.dir.join("l"), self.tmp_dir()] {
             fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
         let marker = self.dir.join("oci-layout");

@@ -41,20 +41,27 @@ pub struct Image {
     /// (blob hex, diff id hex) per layer, bottom first.
     pub layer_ids: Vec<(String, String)>,
     layer_trees: Vec<PathBuf>,
+    layer_links: Vec<PathBuf>,
 }
 
 impl Image {
-    /// Lower directories for the overlay, top layer first. A layer that appears twice
-    /// (overlayfs refuses a lower dir twice) is kept where it is topmost: the copy above
-    /// shadows everything the one below could show, so the merged tree is the same.
+    /// Lower directories for the overlay (their short names), top layer first. A layer
+    /// that appears twice (overlayfs refuses a lower dir twice) is kept where it is
+    /// topmost: the copy above shadows all the one below could show, so the merged tree
+    /// is the same.
     pub fn layers(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for tree in self.layer_trees.iter().rev() {
-            if !out.contains(tree) {
-                out.push(tree.clone());
+        for link in self.layer_links.iter().rev() {
+            if !out.contains(link) {
+                out.push(link.clone());
             }
         }
         out
+    }
+
+    /// The unpacked layer trees (full paths), top layer first.
+    pub fn layer_trees(&self) -> Vec<PathBuf> {
+        self.layer_trees.iter().rev().cloned().collect()
     }
 
     pub fn short_id(&self) -> &str {
@@ -90,6 +97,7 @@ impl<'a> ImageStore<'a> {
         let config = parse_config(&self.layout.read_blob(&config_hex)?, &config_hex)?;
         let layer_ids = layer_pairs(&manifest, &config, &config_hex)?;
         let layer_trees = layer_ids.iter().map(|(_, d)| layers::tree(&self.layout, d)).collect();
+        let layer_links = layer_ids.iter().map(|(_, d)| layers::short(&self.layout, d)).collect();
         let size = layer_ids.iter().map(|(_, d)| layers::size(&self.layout, d)).sum();
         let created = config
             .created()
@@ -116,12 +124,13 @@ impl<'a> ImageStore<'a> {
             config,
             layer_ids,
             layer_trees,
+            layer_links,
         })
     }
 
     /// Unpacks any layer of the image that is not (or no longer) unpacked.
     pub fn ensure_layers(&self, image: &Image) -> Result<()> {
-        if image.layer_ids.iter().all(|(_, d)| layers::is_unpacked(&self.layout, d)) {
+        if image.layer_ids.iter().all(|(_, d)| layers::is_ready(&self.layout, d)) {
             return Ok(());
         }
         self.layout.ensure()?;

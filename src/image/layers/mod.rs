@@ -25,6 +25,32 @@ pub fn tree(layout: &Layout, diff_hex: &str) -> PathBuf {
     layout.layer_dir(diff_hex).join("diff")
 }
 
+/// The short name of a layer's tree, `images/l/<20 hex>` -> `../layers/<diff id>/diff`,
+/// as Docker's overlay2 keeps: overlay's mount options must fit in a page, and with
+/// full paths an image could have only 30 to 40 layers.
+pub fn short(layout: &Layout, diff_hex: &str) -> PathBuf {
+    layout.dir.join("l").join(&diff_hex[..20])
+}
+
+/// Whether the layer is unpacked and its short name leads to it.
+pub fn is_ready(layout: &Layout, diff_hex: &str) -> bool {
+    is_unpacked(layout, diff_hex) && short(layout, diff_hex).exists()
+}
+
+fn link(layout: &Layout, diff_hex: &str) -> Result<()> {
+    let path = short(layout, diff_hex);
+    if path.exists() {
+        return Ok(());
+    }
+    let _ = fs::remove_file(&path); // dangling
+    let target = Path::new("../layers").join(diff_hex).join("diff");
+    match std::os::unix::fs::symlink(&target, &path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("linking {}", path.display())),
+    }
+}
+
 pub fn is_unpacked(layout: &Layout, diff_hex: &str) -> bool {
     layout.layer_dir(diff_hex).join("size").is_file()
 }
@@ -40,7 +66,7 @@ pub fn size(layout: &Layout, diff_hex: &str) -> u64 {
 /// Makes sure the layer `diff_hex` is unpacked from the stored blob `blob_hex`.
 pub fn ensure(layout: &Layout, blob_hex: &str, diff_hex: &str) -> Result<()> {
     if is_unpacked(layout, diff_hex) {
-        return Ok(());
+        return link(layout, diff_hex);
     }
     let staging = unpack_blob(layout, &layout.blob_path(blob_hex), blob_hex, diff_hex)?;
     commit(layout, staging, diff_hex)
@@ -84,7 +110,7 @@ pub fn unpack_staged(layout: &Layout, tar: impl Read, what: &str) -> Result<(Str
 pub fn commit(layout: &Layout, mut staging: Staging, diff_hex: &str) -> Result<()> {
     let dest = layout.layer_dir(diff_hex);
     if is_unpacked(layout, diff_hex) {
-        return Ok(());
+        return link(layout, diff_hex);
     }
     if dest.exists() {
         // A leftover without its size marker (a crash mid-rename cannot make one, but a
@@ -92,11 +118,9 @@ pub fn commit(layout: &Layout, mut staging: Staging, diff_hex: &str) -> Result<(
         crate::state::remove_tree(&dest)?;
     }
     match fs::rename(&staging.path, &dest) {
-        Ok(()) => {
-            staging.keep = true;
-            Ok(())
-        }
-        Err(_) if is_unpacked(layout, diff_hex) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("storing layer {}", &diff_hex[..12])),
+        Ok(()) => staging.keep = true,
+        Err(_) if is_unpacked(layout, diff_hex) => {}
+        Err(e) => return Err(e).with_context(|| format!("storing layer {}", &diff_hex[..12])),
     }
+    link(layout, diff_hex)
 }

@@ -206,11 +206,15 @@ impl Unpacker<'_> {
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<R>, raw: &Path) -> Result<Meta> {
         let h = entry.header();
+        let old = h.as_old();
         let bad = |what: &str| hostile(raw, &format!("unreadable {what} in its tar header"));
+        let id = |field: &[u8], parsed: io::Result<u64>, what: &str| -> Result<u32> {
+            u32::try_from(numeric(field, parsed).map_err(|_| bad(what))?).map_err(|_| bad(what))
+        };
         let mut meta = Meta {
-            uid: u32::try_from(h.uid().map_err(|_| bad("uid"))?).map_err(|_| bad("uid"))?,
-            gid: u32::try_from(h.gid().map_err(|_| bad("gid"))?).map_err(|_| bad("gid"))?,
-            mode: h.mode().map_err(|_| bad("mode"))? & 0o7777,
+            uid: id(&old.uid, h.uid(), "uid")?,
+            gid: id(&old.gid, h.gid(), "gid")?,
+            mode: numeric(&old.mode, h.mode().map(u64::from)).map_err(|_| bad("mode"))? as u32 & 0o7777,
             mtime: h.mtime().unwrap_or(0),
             xattrs: Vec::new(),
         };
@@ -218,6 +222,12 @@ impl Unpacker<'_> {
             for ext in exts {
                 let ext = ext.context("reading a pax header")?;
                 let Ok(key) = ext.key() else { continue };
+                let number = || ext.value().ok().and_then(|v| v.trim().parse::<u32>().ok());
+                match key {
+                    "uid" => meta.uid = number().ok_or_else(|| bad("pax uid"))?,
+                    "gid" => meta.gid = number().ok_or_else(|| bad("pax gid"))?,
+                    _ => {}
+                }
                 if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                     if !name.starts_with(OVERLAY_XATTRS) {
                         meta.xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
@@ -325,6 +335,16 @@ impl Unpacker<'_> {
             set_times_nofollow(&full, meta.mtime)?;
         }
         Ok(())
+    }
+}
+
+/// A numeric header field; an empty one (all NULs or spaces, as some writers leave
+/// them) is 0, as Go's archive/tar reads it.
+fn numeric(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    match parsed {
+        Ok(n) => Ok(n),
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
