@@ -229,7 +229,8 @@ fn busybox_layer() -> Vec<u8> {
 // The registry and the store
 // ---------------------------------------------------------------------------
 
-/// docker-registry on 127.0.0.1:5000 inside the simulated host (killed with it).
+/// docker-registry on port 5000 inside the simulated host (killed with it): reached as
+/// 127.0.0.1:5000 (loopback: plain HTTP) or 198.51.100.1:5000 (needs `--insecure`).
 struct Registry {
     _proc: Proc,
     data: PathBuf,
@@ -248,7 +249,7 @@ fn start_registry_with(sim: &SimHost, extra: &str) -> Registry {
     let cfg = sim.write_file(
         "registry.yml",
         &format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {REGISTRY}\n{extra}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: :5000\n{extra}",
             data.display()
         ),
     );
@@ -343,6 +344,13 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     assert!(host_port.as_deref().is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0)), "-P must publish 8080/tcp: {ports:?}");
     sim.dockling_ok(&["rm", "-f", &name]);
 
+    // a registry that is not on the loopback is HTTPS unless --insecure
+    let remote = format!("{HOST_IP}:5000/test/app:v1");
+    let o = sim.dockling(&["pull", &remote]);
+    assert_refused(&o, "https://", "pull from a plain-HTTP registry without --insecure");
+    let o = sim.dockling(&["pull", "--insecure", &remote]);
+    assert!(o.ok(), "{o}");
+
     // pull by digest
     let digest = inspect_image(&sim, &image).path("Manifest.Digest").as_str().unwrap().to_string();
     let by_digest = format!("{REGISTRY}/test/app@{digest}");
@@ -365,13 +373,13 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     sim.dockling_ok(&["save", "-o", &archive.to_string_lossy(), &image, &multi_ref]);
     let before_app = inspect_image(&sim, &image);
     let before_multi = inspect_image(&sim, &multi_ref);
-    sim.dockling_ok(&["rmi", &image, &by_digest, &multi_ref]);
+    sim.dockling_ok(&["rmi", &image, &by_digest, &multi_ref, &remote]);
     let o = sim.dockling(&["image", "inspect", &image]);
     assert_eq!(o.code(), Some(1), "rmi must remove it\n{o}");
     sim.dockling_ok(&["image", "prune"]);
     let blobs = fs::read_dir(sim.root.join("images/blobs/sha256")).unwrap().count();
     let layers = fs::read_dir(sim.root.join("images/layers")).unwrap().count();
-    assert_eq!((blobs, layers), (0, 0), "prune must leave no blob or layer:\n{:?}", store_listing(&sim));
+    assert_eq!((blobs, layers), (0, 0), "prune must leave no blob or layer:\n{}", sim.dockling_ok(&["images"]));
     let o = sim.dockling(&["load", "-i", &archive.to_string_lossy()]);
     assert!(o.ok(), "{o}");
     assert!(o.stdout.contains(&format!("Loaded image: {image}")), "{o}");
@@ -816,6 +824,15 @@ fn an_image_with_many_layers_runs() {
     oci.write(&sim.tmp.join("many.tar"));
     sim.dockling_ok(&["load", "-i", &sim.tmp.join("many.tar").to_string_lossy()]);
     let o = sim.dockling(&["run", "--rm", "--network", "none", "many:v1"]);
+    assert_eq!(o.stdout.trim(), "45", "{o}");
+    // and pulled: 46 layers, downloaded three at a time
+    let _reg = start_registry(&sim);
+    push(&sim, &sim.tmp.join("many.tar"), "test/many:v1");
+    let image = format!("{REGISTRY}/test/many:v1");
+    let o = sim.dockling(&["pull", &image]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.stdout.matches("Pull complete").count() + o.stdout.matches("Already exists").count(), 46, "{o}");
+    let o = sim.dockling(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(o.stdout.trim(), "45", "{o}");
     sim.finish();
 }

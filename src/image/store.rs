@@ -309,7 +309,6 @@ pub fn unnamed(d: &Descriptor) -> Descriptor {
     d
 }
 
-/// Manifest digest hex -> the names it goes by, in index order.
 /// `name` -> `name:latest`, `name:tag` as is; None for anything that needs real parsing
 /// (digests, upper case, `docker.io/library/...` spellings).
 fn plain_familiar(text: &str) -> Option<String> {
@@ -326,6 +325,7 @@ fn plain_familiar(text: &str) -> Option<String> {
     Some(if last.contains(':') { text.to_string() } else { format!("{text}:latest") })
 }
 
+/// Manifest digest hex -> the names it goes by, in index order.
 fn index_names(index: &oci_spec::image::ImageIndex) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for d in index.manifests() {
