@@ -24,6 +24,9 @@ impl ImageRef {
         let inner: Reference = text
             .parse()
             .map_err(|e| error::user(format!("invalid reference format: {text:?} ({e})")))?;
+        if inner.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(error::user(format!("invalid reference format: {text:?} (repository name must be lowercase)")));
+        }
         Ok(ImageRef { inner })
     }
 
@@ -119,6 +122,8 @@ mod tests {
         assert_eq!(r.familiar(), format!("busybox@{d}"));
         assert_eq!(r.digest_hex(), Some("a".repeat(64).as_str()));
         assert!(ImageRef::parse("Upper").is_err());
+        assert!(ImageRef::parse("UPPER/x").is_err());
+        assert!(ImageRef::parse("registry:5000/Team/x").is_err());
         assert!(ImageRef::parse("a b").is_err());
         assert!(ImageRef::parse("").is_err());
         assert_eq!(split_familiar("127.0.0.1:5000/x:v1"), ("127.0.0.1:5000/x".into(), "v1".into()));
