@@ -411,7 +411,7 @@ fn invalid_requests_exit_125_and_create_nothing() {
     check(&sim, &["run", "--name", "-x", "busybox", "true"], "name -x (separate arg)");
     check(&sim, &["run", "--name", "", "busybox", "true"], "empty name");
     check(&sim, &["run", "--name", "a/b", "busybox", "true"], "name a/b");
-    check(&sim, &["run", "no-such-image", "true"], "unknown image");
+    check(&sim, &["run", "--pull", "never", "no-such-image", "true"], "unknown image");
     check(&sim, &["run", "-d", "no-such-image:v9", "true"], "unknown image:tag (-d)");
     check(&sim, &["run", "--rm", "-p", "abc", "busybox", "true"], "-p abc");
     assert!(!sim.tmp.join("etc").exists() && !sim.root.join("etc").exists());
@@ -427,7 +427,7 @@ fn invalid_requests_exit_125_and_create_nothing() {
     assert!(o.ok(), "{o}");
     check(&sim, &["run", "--name", &done, "busybox", "true"], "name taken (exited)");
     check(&sim, &["run", "--name", "../../etc", "busybox", "true"], "name ../../etc (network exists)");
-    check(&sim, &["run", "no-such-image", "true"], "unknown image (network exists)");
+    check(&sim, &["run", "--pull", "never", "no-such-image", "true"], "unknown image (network exists)");
     sim.finish();
 }
 
@@ -518,5 +518,19 @@ fn env_and_workdir_take_effect() {
     // relative commands resolve through PATH, /usr/sbin included
     let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", "command -v httpd"]);
     assert!(o.ok() && o.stdout.contains("httpd"), "{o}");
+    sim.finish();
+}
+
+#[test]
+fn stop_uses_the_images_stop_signal() {
+    let sim = SimHost::new("stopsignal");
+    let dir = image_dir("busybox");
+    sim.dockling_ok(&["import", "-c", "STOPSIGNAL SIGUSR1", &dir.to_string_lossy(), "stopper"]);
+    let name = sim.cname("s");
+    // PID 1 handles only USR1: SIGTERM would be ignored and stop would wait -t, then KILL.
+    sim.run_d(&["--name", &name, "stopper", "sh", "-c", "trap 'exit 7' USR1; while :; do sleep 0.1; done"]);
+    sim.wait_running_pid(&name);
+    sim.dockling_ok(&["stop", "-t", "60", &name]);
+    assert_eq!(sim.wait_exited(&name), 7, "the image's StopSignal (USR1) ended the container");
     sim.finish();
 }

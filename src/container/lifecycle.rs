@@ -88,8 +88,10 @@ fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     let mut sent = None;
     if let (Some(pid), Some(start)) = (c.pid, c.pid_start) {
         if let Some(fd) = liveness::pidfd(pid, start) {
-            sent = Some(libc::SIGTERM);
-            liveness::signal(&fd, libc::SIGTERM);
+            // The image's StopSignal (e.g. SIGQUIT for nginx), else SIGTERM, as Docker.
+            let first = crate::image::stop_signal(store, &c.image_id).unwrap_or(libc::SIGTERM);
+            sent = Some(first);
+            liveness::signal(&fd, first);
             if !liveness::wait_exit(&fd, timeout) {
                 sent = Some(libc::SIGKILL);
                 liveness::signal(&fd, libc::SIGKILL);
