@@ -242,9 +242,9 @@ fn start_registry(sim: &SimHost) -> Registry {
 
 /// Like [`start_registry`], with more configuration (e.g. an `auth:` section).
 fn start_registry_with(sim: &SimHost, extra: &str) -> Registry {
-    // skopeo keeps a blob-info cache in /var/lib/containers: give it a tmpfs that only
-    // this simulated host sees.
-    sim.sh_ok("mkdir -p /var/lib/containers && mount -t tmpfs dockling-test-skopeo /var/lib/containers");
+    // skopeo keeps a blob-info cache in /var/lib/containers: the simulated host gets a
+    // tmpfs /var/lib of its own (nothing is created on the real host's disk).
+    sim.sh_ok("mountpoint -q /var/lib/containers || { mount -t tmpfs dockling-test-varlib /var/lib && mkdir -p /var/lib/containers; }");
     let data = sim.tmp.join("registry");
     let cfg = sim.write_file(
         "registry.yml",
