@@ -137,10 +137,15 @@ pub fn create(dirs: &[PathBuf], limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-/// Moves a process into the groups.
-pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
+/// Moves the calling (single-threaded) process into the groups.
+///
+/// On cgroup v1 it writes `0` (itself) to `tasks`: moving just the calling thread skips
+/// the kernel's global threadgroup lock, whose first writer waits a whole RCU grace
+/// period (~10 ms per `run` here) when another process writes a pid to `cgroup.procs`.
+pub fn join_self(dirs: &[PathBuf]) -> Result<()> {
+    let file = if is_v2() { "cgroup.procs" } else { "tasks" };
     for dir in dirs {
-        write(&dir.join("cgroup.procs"), &pid.to_string(), "the container's processes are accounted and limited here")?;
+        write(&dir.join(file), "0", "this process (and what it execs) is accounted and limited here")?;
     }
     Ok(())
 }

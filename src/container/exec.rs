@@ -45,7 +45,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     let workdir = opts.workdir.clone().unwrap_or_else(|| c.workdir.clone());
 
     // Same cgroups as the container (joined while host paths are still visible).
-    crate::cgroups::join(&c.cgroups, std::process::id() as i32)?;
+    crate::cgroups::join_self(&c.cgroups)?;
     // Open every namespace first: once we enter the mount namespace, host paths are gone.
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),

@@ -40,6 +40,7 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 }
 
 fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
+    crate::cgroups::join_self(&cfg.cgroups).map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
     if let Some((out, err)) = cfg.stdio.take() {
         nix::unistd::dup2(out.as_raw_fd(), 1).map_err(fail("dup2 stdout"))?;
         nix::unistd::dup2(err.as_raw_fd(), 2).map_err(fail("dup2 stderr"))?;

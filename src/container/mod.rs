@@ -102,7 +102,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     // 2. The record, created under the names lock so two runs never share a name.
     let mut c = create_record(store, &opts, &image.id, env, workdir)?;
     let id = c.id.clone();
-    if let Err(e) = network::reserve(store, &mut c, &ports).and_then(|_| store.save(&c)) {
+    if let Err(e) = network::reserve(store, &mut c, &ports).and_then(|_| store.save(&c)).and_then(|_| make_cgroups(store, &mut c)) {
         let _ = lifecycle::cleanup(store, &id);
         let _ = store.remove_dir(&id);
         return Err(e);
@@ -125,6 +125,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         etc_files: network::etc_files(store, &c)?,
         new_net: c.network_mode != NetworkMode::Host,
         network_mode: c.network_mode,
+        cgroups: c.cgroups.clone(),
         security: c.security.clone(),
         mounts: c.mounts.clone(),
         interactive: opts.interactive && !opts.detach,
@@ -154,7 +155,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     c.monitor_pid = Some(monitor.as_raw());
     c.monitor_start = liveness::start_time(monitor.as_raw());
     c.started_at = Some(Utc::now());
-    let setup = store.save(&c).and_then(|_| join_cgroups(store, &mut c, pid)).and_then(|_| network::attach(store, &mut c, pid));
+    let setup = store.save(&c).and_then(|_| network::attach(store, &mut c, pid));
     if let Err(e) = setup {
         // Killed from outside during setup: report that, as the exit it is.
         if !opts.detach {
@@ -208,12 +209,12 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     Ok(code.unwrap_or(error::RUNTIME_ERROR))
 }
 
-/// The container's cgroups: recorded, created with the limits, and joined before it runs.
-fn join_cgroups(store: &Store, c: &mut Container, pid: Pid) -> Result<()> {
+/// The container's cgroups: recorded, then created with the limits, before the clone;
+/// init moves itself in first thing (see `cgroups::join_self`).
+fn make_cgroups(store: &Store, c: &mut Container) -> Result<()> {
     c.cgroups = crate::cgroups::plan(&c.id);
     store.save(c)?;
-    crate::cgroups::create(&c.cgroups, &c.limits)?;
-    crate::cgroups::join(&c.cgroups, pid.as_raw())
+    crate::cgroups::create(&c.cgroups, &c.limits)
 }
 
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {

@@ -31,6 +31,8 @@ pub struct InitConfig {
     pub etc_files: Vec<(PathBuf, &'static str)>,
     pub new_net: bool,
     pub network_mode: crate::network::NetworkMode,
+    /// The cgroups init moves itself into before anything else.
+    pub cgroups: Vec<PathBuf>,
     pub security: crate::security::Security,
     pub mounts: Vec<super::mounts::Mount>,
     /// `-i`: keep stdin attached (otherwise it is /dev/null).
