@@ -169,3 +169,24 @@ fn stats_and_cgroups_come_and_go_with_the_container() {
     }
     sim.finish();
 }
+
+#[test]
+fn caller_fds_do_not_leak_and_devices_are_restricted() {
+    let sim = SimHost::new("iso-fds");
+    sim.image("busybox");
+    // A descriptor the caller holds (here the host's /) must not reach the container.
+    let cmd = format!("exec 7</ ; {} --root {} run --rm busybox sh -c 'ls /proc/self/fd/7/ && echo LEAKED; true'", bin(), shq(&sim.root.to_string_lossy()));
+    let o = sim.sh(&cmd);
+    assert!(o.ok() && !o.stdout.contains("LEAKED"), "fd 7 reached the container:\n{o}");
+    sim.run_d(&["--name", "fds", "busybox", "sleep", "60"]);
+    let o = sim.sh(&format!("exec 7</ ; {} --root {} exec fds sh -c 'ls /proc/self/fd/7/ && echo LEAKED; ls /proc/self/fd'", bin(), shq(&sim.root.to_string_lossy())));
+    assert!(o.ok() && !o.stdout.contains("LEAKED"), "fd 7 reached an exec'd process:\n{o}");
+    // Creating a block device node is allowed, opening it is not (Docker's allowlist)...
+    let probe = "mknod /lp b 7 0 && dd if=/lp of=/dev/null bs=512 count=1 && echo OPENED";
+    let o = run(&sim, &["busybox", "sh", "-c", probe]);
+    assert!(!o.stdout.contains("OPENED") && o.stderr.contains("not permitted"), "a host block device opened:\n{o}");
+    // ...while the usual ones work.
+    let o = run(&sim, &["busybox", "sh", "-c", "echo x > /dev/null && head -c 4 /dev/urandom | wc -c"]);
+    assert_eq!(o.stdout.trim(), "4", "{o}");
+    sim.finish();
+}

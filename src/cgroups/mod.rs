@@ -69,7 +69,7 @@ pub fn plan(id: &str) -> Vec<PathBuf> {
     if is_v2() {
         return vec![Path::new(ROOT).join(PARENT).join(id)];
     }
-    ["memory", "cpu", "cpuacct", "pids"]
+    ["memory", "cpu", "cpuacct", "pids", "devices"]
         .iter()
         .map(|c| Path::new(ROOT).join(c))
         .filter(|p| p.exists())
@@ -82,8 +82,15 @@ fn write(path: &Path, value: &str, why: &str) -> Result<()> {
     fs::write(path, value).with_context(|| format!("writing {value} to {}", path.display()))
 }
 
-/// Creates the groups and writes the limits.
-pub fn create(dirs: &[PathBuf], limits: &Limits) -> Result<()> {
+/// Docker's default device allowlist: creating any node is fine (`m`), opening only the
+/// harmless ones (null, zero, full, random, urandom, tty, console, ptmx, pts, tun).
+const DEVICES_ALLOWED: &[&str] = &[
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+];
+
+/// Creates the groups and writes the limits (and, unless privileged, the device allowlist).
+pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Result<()> {
     let v2 = is_v2();
     if v2 {
         // Controllers must be enabled for our parent's children.
@@ -129,6 +136,12 @@ pub fn create(dirs: &[PathBuf], limits: &Limits) -> Result<()> {
             "pids" => {
                 if let Some(p) = limits.pids {
                     write(&dir.join("pids.max"), &p.to_string(), "process limit")?;
+                }
+            }
+            "devices" if restrict_devices => {
+                write(&dir.join("devices.deny"), "a", "no device may be opened...")?;
+                for rule in DEVICES_ALLOWED {
+                    write(&dir.join("devices.allow"), rule, "...but these harmless ones")?;
                 }
             }
             _ => {}

@@ -72,7 +72,7 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
         /// Number of lines to show from the end of the logs ("all" for everything).
-        #[arg(short = 'n', long, default_value = "all")]
+        #[arg(short = 'n', long, default_value = "all", allow_hyphen_values = true)]
         tail: String,
         container: String,
     },
@@ -336,8 +336,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop { time, containers } => container::stop_many(&store, &containers, time),
         Command::Rm { force, containers } => container::remove_many(&store, &containers, force),
         Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
-        Command::Inspect { rules: true, containers, .. } => inspect::rules(&store, &containers),
-        Command::Inspect { format, containers, .. } => inspect::inspect(&store, &containers, format.as_deref()),
+        Command::Inspect { rules, format, containers } => {
+            container::reconcile_all(&store);
+            if rules {
+                inspect::rules(&store, &containers)
+            } else {
+                inspect::inspect(&store, &containers, format.as_deref())
+            }
+        }
         Command::Import { source, reference, change } => {
             images::import(&store, &source, reference.as_deref(), &change).map(|_| 0)
         }
@@ -352,8 +358,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             ImageCommand::Inspect { images: keys } => images::inspect(&store, &keys),
             ImageCommand::Rm { force, images: keys } => images::rmi(&store, &keys, force),
         },
-        Command::Network { command: NetworkCommand::Prune } => network::prune(&store).map(|_| 0),
-        Command::Network { command: NetworkCommand::Ls } => network::show(&store).map(|_| 0),
+        Command::Network { command: NetworkCommand::Prune } => {
+            container::reconcile_all(&store);
+            network::prune(&store).map(|_| 0)
+        }
+        Command::Network { command: NetworkCommand::Ls } => {
+            container::reconcile_all(&store);
+            network::show(&store).map(|_| 0)
+        }
         Command::Exec { interactive, tty, env, workdir, container: name, command } => container::exec(
             &store,
             &name,

@@ -55,12 +55,20 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
         ("pid", CloneFlags::CLONE_NEWPID),
         ("mnt", CloneFlags::CLONE_NEWNS),
     ];
+    // Every namespace must open (only a kernel without cgroup namespaces may lack one):
+    // entering some but not all would run the command half on the host.
     let mut namespaces = Vec::new();
     for (name, flag) in kinds {
         let path = format!("/proc/{pid}/ns/{name}");
-        if let Ok(f) = std::fs::File::open(&path) {
-            namespaces.push((f, flag));
+        match std::fs::File::open(&path) {
+            Ok(f) => namespaces.push((f, flag)),
+            Err(_) if name == "cgroup" && !std::path::Path::new("/proc/self/ns/cgroup").exists() => {}
+            Err(_) => return Err(error::exit(1, format!("container {} is not running", c.short_id()))),
         }
+    }
+    // The fds pin the namespaces; make sure they still belong to the container we checked.
+    if !liveness::same_process(pid, start) {
+        return Err(error::exit(1, format!("container {} is not running", c.short_id())));
     }
     explain::approx(&format!("nsenter --target {pid} --all --wd={workdir} {}", opts.command.join(" ")), "enter every namespace of the container");
     for (file, flag) in namespaces {
@@ -109,7 +117,7 @@ fn child(opts: &ExecOptions, pts: Option<&str>, env: &mut [String], workdir: &st
     let setup = || -> nix::Result<()> {
         if let Some(path) = pts {
             nix::unistd::setsid()?;
-            let slave = nix::fcntl::open(path, OFlag::O_RDWR, nix::sys::stat::Mode::empty())?;
+            let slave = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
             // SAFETY: TIOCSCTTY on the terminal we just opened.
             if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
                 return Err(nix::errno::Errno::last());
@@ -118,7 +126,7 @@ fn child(opts: &ExecOptions, pts: Option<&str>, env: &mut [String], workdir: &st
                 nix::unistd::dup2(slave, fd)?;
             }
         } else if !opts.interactive {
-            let null = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, nix::sys::stat::Mode::empty())?;
+            let null = nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
             nix::unistd::dup2(null, 0)?;
         }
         Ok(())

@@ -105,6 +105,7 @@ fn try_exec(argv: &[String], env: &[String], workdir: &str) -> Result<Never, Fai
     let program = resolve(first, &env_path)?;
     enter_workdir(workdir)?;
     reset_signals();
+    close_inherited_fds();
 
     let to_c = |s: &String| CString::new(s.as_bytes()).map_err(fail("argument with a NUL byte"));
     let c_argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
@@ -155,6 +156,23 @@ fn enter_workdir(dir: &str) -> Result<(), Failure> {
         std::fs::create_dir_all(dir).map_err(fail("creating the working directory"))?;
     }
     std::env::set_current_dir(dir).map_err(|e| (RUNTIME_ERROR, format!("chdir to cwd ({dir:?}): {e}")))
+}
+
+/// Nothing but stdio crosses into the container: whatever descriptors the caller of
+/// dockling had open (a shell's `7</`, say) are marked close-on-exec.
+fn close_inherited_fds() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        // Older kernels: walk the fds ourselves.
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+            for fd in fds.into_iter().filter(|fd| *fd > 2) {
+                // SAFETY: setting FD_CLOEXEC on a descriptor number (invalid ones just fail).
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
 }
 
 /// Rust ignores SIGPIPE and we may have blocked signals: the command gets clean defaults.

@@ -128,7 +128,7 @@ pub fn stop_many(store: &Store, keys: &[String], timeout_secs: u64) -> Result<i3
 pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
     each(keys, |key| {
         let c = store.resolve(key)?;
-        if c.is_running() {
+        if c.is_running() || c.process_alive() {
             if !force {
                 return Err(error::exit(
                     1,
@@ -159,6 +159,16 @@ fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// [`reconcile`] for every container: commands that depend on the host's network state
+/// (`run`, `network ls`/`prune`, `inspect`) call it first.
+pub fn reconcile_all(store: &Store) {
+    if let Ok(all) = store.list() {
+        for c in &all {
+            reconcile(store, c);
+        }
+    }
 }
 
 /// Finishes the teardown of a container that ended while nobody could do it (its monitor

@@ -22,16 +22,28 @@ pub struct LogWriter {
 
 pub const STREAMS: [&str; 2] = ["stdout", "stderr"];
 
+/// The longest piece of a line kept in memory before it is written out.
+const MAX_PARTIAL: usize = 16 * 1024;
+
 impl LogWriter {
     pub fn new(file: File) -> LogWriter {
         LogWriter { file, partial: [Vec::new(), Vec::new()] }
     }
 
     pub fn write(&mut self, stream: usize, data: &[u8]) {
-        self.partial[stream].extend_from_slice(data);
-        while let Some(pos) = self.partial[stream].iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial[stream].drain(..=pos).collect();
+        // Scan only the new bytes; a line that grows past MAX_PARTIAL is written in pieces
+        // (as Docker does at 16 KiB), so the monitor never buffers without bound.
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            self.partial[stream].extend_from_slice(&rest[..=pos]);
+            let line = std::mem::take(&mut self.partial[stream]);
             self.emit(stream, &line);
+            rest = &rest[pos + 1..];
+        }
+        self.partial[stream].extend_from_slice(rest);
+        if self.partial[stream].len() >= MAX_PARTIAL {
+            let chunk = std::mem::take(&mut self.partial[stream]);
+            self.emit(stream, &chunk);
         }
     }
 

@@ -14,7 +14,7 @@ mod spawn;
 mod tty;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{cleanup_by_id, finish, reconcile, remove_many, stop_many};
+pub use lifecycle::{cleanup_by_id, finish, reconcile, reconcile_all, remove_many, stop_many};
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -99,54 +99,21 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         }
     }
 
-    // 2. The record, created under the names lock so two runs never share a name.
+    // 2. The record, created under the names lock so two runs never share a name (after
+    // finishing the teardown of any container whose monitor died, so its ports are free).
+    lifecycle::reconcile_all(store);
     let mut c = create_record(store, &opts, &image.id, env, workdir)?;
     let id = c.id.clone();
-    if let Err(e) = network::reserve(store, &mut c, &ports).and_then(|_| store.save(&c)).and_then(|_| make_cgroups(store, &mut c)) {
-        let _ = lifecycle::cleanup(store, &id);
-        let _ = store.remove_dir(&id);
-        return Err(e);
-    }
-
-    // 3. Init's configuration and the clone (still single-threaded here).
-    let dir = store.container_dir(&id);
-    for sub in ["upper", "work", "rootfs"] {
-        fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
-    }
-    let cfg = InitConfig {
-        lowers: image.layers(),
-        upper: dir.join("upper"),
-        work: dir.join("work"),
-        merged: dir.join("rootfs"),
-        hostname: c.hostname.clone(),
-        argv: c.command.clone(),
-        env: c.env.clone(),
-        workdir: c.workdir.clone(),
-        etc_files: network::etc_files(store, &c)?,
-        new_net: c.network_mode != NetworkMode::Host,
-        network_mode: c.network_mode,
-        cgroups: c.cgroups.clone(),
-        security: c.security.clone(),
-        mounts: c.mounts.clone(),
-        interactive: opts.interactive && !opts.detach,
-        console: None,
-        stdio: None,
-    };
-    let mut cfg = cfg;
-    let console = if opts.tty {
-        let (ours, theirs) = tty::console_socket()?;
-        cfg.console = Some(theirs);
-        Some(ours)
-    } else {
-        None
-    };
-    let pipes = SyncPipes::new()?;
-    let (pid, monitor, mut starter, console) = if opts.detach {
-        let (pid, monitor, starter) = fork_monitor(store, &id, cfg, pipes, console)?;
-        (pid, monitor, starter, None)
-    } else {
-        let pid = spawn::spawn(cfg, &pipes)?;
-        (pid, Pid::this(), pipes.into_starter(), console)
+    let started = network::reserve(store, &mut c, &ports)
+        .and_then(|_| store.save(&c))
+        .and_then(|_| make_cgroups(store, &mut c))
+        .and_then(|_| start(store, &c, &image, &opts));
+    let (pid, monitor, mut starter, console) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            abandon(store, &id);
+            return Err(e);
+        }
     };
 
     // 4. The process is recorded before it can run (so a crash leaves something to clean).
@@ -173,8 +140,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         } else {
             lifecycle::wait_for_monitor(store, &id);
         }
-        let _ = lifecycle::cleanup(store, &id);
-        let _ = store.remove_dir(&id);
+        abandon(store, &id);
         return Err(e);
     }
     // The container's terminal arrives once its /dev is ready (or not at all if init failed).
@@ -209,12 +175,65 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     Ok(code.unwrap_or(error::RUNTIME_ERROR))
 }
 
+/// Step 3: init's configuration and the clone (still single-threaded here). Returns the
+/// container's pid, the pid of the process that waits for it, and the host side's handles.
+fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOptions) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
+    let id = &c.id;
+    let dir = store.container_dir(id);
+    for sub in ["upper", "work", "rootfs"] {
+        fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
+    }
+    let mut cfg = InitConfig {
+        lowers: image.layers(),
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        merged: dir.join("rootfs"),
+        hostname: c.hostname.clone(),
+        argv: c.command.clone(),
+        env: c.env.clone(),
+        workdir: c.workdir.clone(),
+        etc_files: network::etc_files(store, c)?,
+        new_net: c.network_mode != NetworkMode::Host,
+        network_mode: c.network_mode,
+        cgroups: c.cgroups.clone(),
+        security: c.security.clone(),
+        mounts: c.mounts.clone(),
+        interactive: opts.interactive && !opts.detach,
+        console: None,
+        stdio: None,
+    };
+    let console = if opts.tty {
+        let (ours, theirs) = tty::console_socket()?;
+        cfg.console = Some(theirs);
+        Some(ours)
+    } else {
+        None
+    };
+    let pipes = SyncPipes::new()?;
+    if opts.detach {
+        let (pid, monitor, starter) = fork_monitor(store, id, cfg, pipes, console)?;
+        Ok((pid, monitor, starter, None))
+    } else {
+        let pid = spawn::spawn(cfg, &pipes)?;
+        Ok((pid, Pid::this(), pipes.into_starter(), console))
+    }
+}
+
+/// A `run` that failed before its container ran: undo what it made; the record goes
+/// only if everything was undone (otherwise `rm -f` can still finish the job).
+fn abandon(store: &Store, id: &str) {
+    if lifecycle::cleanup(store, id).is_ok() {
+        let _names = store.lock_names();
+        let _ = store.remove_dir(id);
+    }
+}
+
 /// The container's cgroups: recorded, then created with the limits, before the clone;
 /// init moves itself in first thing (see `cgroups::join_self`).
 fn make_cgroups(store: &Store, c: &mut Container) -> Result<()> {
     c.cgroups = crate::cgroups::plan(&c.id);
     store.save(c)?;
-    crate::cgroups::create(&c.cgroups, &c.limits)
+    crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)
 }
 
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {

@@ -42,6 +42,15 @@ impl Store {
         for dir in [root.join("containers"), root.join("images"), run.clone()] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // Like Docker's 0710: other users must not reach a container's upper dir or an
+        // image's layers (a setuid file in there would be theirs to run).
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [&root, &run] {
+            let mode = fs::metadata(dir).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
+            if mode & 0o007 != 0 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o710)).with_context(|| format!("restricting {}", dir.display()))?;
+            }
+        }
         Ok(Store { root, run, subnet: subnet.to_string() })
     }
 
@@ -72,7 +81,8 @@ impl Store {
     /// Writes the record atomically (temp file + rename), so a crash never leaves half a file.
     pub fn save(&self, c: &Container) -> Result<()> {
         let dir = self.container_dir(&c.id);
-        let tmp = dir.join("config.json.tmp");
+        // A name of our own: two writers must never rename each other's half-written file.
+        let tmp = dir.join(format!("config.json.tmp.{}", std::process::id()));
         let data = serde_json::to_vec_pretty(c)?;
         fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, dir.join("config.json")).context("saving container record")?;
