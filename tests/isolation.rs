@@ -190,3 +190,30 @@ fn caller_fds_do_not_leak_and_devices_are_restricted() {
     assert_eq!(o.stdout.trim(), "4", "{o}");
     sim.finish();
 }
+
+#[test]
+fn image_symlinks_never_lead_mounts_onto_the_host() {
+    let sim = SimHost::new("iso-symlink");
+    // A hostile image: /etc and /data are symlinks to directories of the (simulated) host.
+    let host_etc = sim.tmp.join("host-etc");
+    let host_data = sim.tmp.join("host-data");
+    let img = sim.tmp.join("evil");
+    for d in [&host_etc, &host_data, &img.join("bin")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(image_dir("busybox").join("bin/busybox"), img.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", img.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink(&host_etc, img.join("etc")).unwrap();
+    std::os::unix::fs::symlink(&host_data, img.join("data")).unwrap();
+    sim.dockling_ok(&["import", &img.to_string_lossy(), "evil"]);
+    let vol = sim.tmp.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = format!("{}:/data/planted", vol.display());
+    // Inside the container those links dangle: the run may fail, but only with one clear line.
+    let o = sim.dockling(&["run", "--rm", "-v", &spec, "evil", "/bin/sh", "-c", "echo inside > /etc/hosts.copy; true"]);
+    assert!(o.ok() || (o.code() == Some(125) && o.stderr_lines().len() == 1 && o.stderr.contains("in the container")), "{o}");
+    let listing = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
+    assert!(listing(&host_etc).is_empty(), "files appeared in the host's directory through the image's /etc: {:?}", listing(&host_etc));
+    assert!(listing(&host_data).is_empty(), "a volume target followed the image's symlink onto the host: {:?}", listing(&host_data));
+    sim.finish();
+}

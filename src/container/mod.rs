@@ -129,6 +129,10 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
             if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
                 let code = exit_code_of(status);
                 let _ = finish(store, &id, code);
+                // Init may have died of its own failure and said why on the error pipe.
+                if let Some((code, message)) = starter.wait_exec() {
+                    return Err(error::exit(code, message));
+                }
                 return Ok(code.unwrap_or(error::RUNTIME_ERROR));
             }
         }

@@ -1,5 +1,6 @@
 //! `-v HOST:CONTAINER[:ro]` bind mounts and `--tmpfs PATH`, as Docker has them.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -53,36 +54,54 @@ fn check_target(target: &str, spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// Mounts them under the new root (before pivot_root, while host paths are visible).
-pub fn apply(root: &Path, mounts: &[Mount]) -> Result<()> {
-    for m in mounts {
-        match m {
-            Mount::Bind { source, target, read_only } => {
-                let dest = root.join(target.trim_start_matches('/'));
-                if source.is_dir() {
-                    std::fs::create_dir_all(&dest)?;
+/// Host sources of the binds, opened before pivot_root (one entry per mount; None for tmpfs).
+pub fn open_sources(mounts: &[Mount]) -> Result<Vec<Option<OwnedFd>>> {
+    mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Bind { source, .. } => super::rootfs::open_path(source).map(Some),
+            Mount::Tmpfs { .. } => Ok(None),
+        })
+        .collect()
+}
+
+/// Mounts them after pivot_root: targets resolve inside the container, sources come
+/// from the descriptors [`open_sources`] kept.
+pub fn apply(mounts: &[Mount], sources: &[Option<OwnedFd>]) -> Result<()> {
+    for (m, fd) in mounts.iter().zip(sources) {
+        match (m, fd) {
+            (Mount::Bind { source, target, read_only }, Some(fd)) => {
+                let dest = Path::new(target);
+                // The host path no longer resolves here: ask the descriptor what it is.
+                let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
+                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                    .unwrap_or(false);
+                let in_container = |p: &Path| format!("creating {} in the container", p.display());
+                if is_dir {
+                    std::fs::create_dir_all(dest).with_context(|| in_container(dest))?;
                 } else {
                     if let Some(p) = dest.parent() {
-                        std::fs::create_dir_all(p)?;
+                        std::fs::create_dir_all(p).with_context(|| in_container(p))?;
                     }
                     if !dest.exists() {
-                        std::fs::write(&dest, b"")?;
+                        std::fs::write(dest, b"").with_context(|| in_container(dest))?;
                     }
                 }
-                explain::step(&format!("mount --rbind {} {}", source.display(), dest.display()), "a volume: the host's directory inside the container");
-                mount(Some(source.as_path()), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                explain::step(&format!("mount --rbind {} {target}", source.display()), "a volume: the host's directory inside the container");
+                mount(Some(super::rootfs::fd_path(fd).as_str()), dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                     .with_context(|| format!("binding {} to {target}", source.display()))?;
                 if *read_only {
-                    crate::security::paths::remount_read_only(&dest)?;
+                    crate::security::paths::remount_read_only(dest)?;
                 }
             }
-            Mount::Tmpfs { target } => {
-                let dest = root.join(target.trim_start_matches('/'));
-                std::fs::create_dir_all(&dest)?;
-                explain::step(&format!("mount -t tmpfs tmpfs {}", dest.display()), "a scratch directory in memory");
-                mount(Some("tmpfs"), &dest, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+            (Mount::Tmpfs { target }, _) => {
+                let dest = Path::new(target);
+                std::fs::create_dir_all(dest).with_context(|| format!("creating {target} in the container"))?;
+                explain::step(&format!("mount -t tmpfs tmpfs {target}"), "a scratch directory in memory");
+                mount(Some("tmpfs"), dest, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
                     .with_context(|| format!("mounting tmpfs on {target}"))?;
             }
+            (Mount::Bind { target, .. }, None) => anyhow::bail!("no source opened for {target}"),
         }
     }
     Ok(())

@@ -3,10 +3,12 @@
 //! vanishes with the container.
 
 use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
@@ -33,26 +35,29 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
         .context("mounting the overlay root filesystem")?;
 
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs(merged, "proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
-    let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
-    if cfg.new_net {
-        mount_fs(merged, "sys", "sysfs", sys_flags, None, "read-only /sys")?;
-    } else {
-        // Host network: sysfs of the host's netns must be bound, not mounted anew.
-        let target = merged.join("sys");
-        fs::create_dir_all(&target)?;
-        explain::step(&format!("mount --rbind -o ro /sys {}", target.display()), "read-only /sys of the host network");
-        mount(Some("/sys"), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .context("binding /sys")?;
-        let _ = mount(None::<&str>, &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>);
-    }
-    make_dev(merged)?;
-    for (source, inside) in &cfg.etc_files {
-        bind_file(merged, source, inside)?;
-    }
-    super::mounts::apply(merged, &cfg.mounts)?;
+    // Everything below is mounted *after* pivot_root, so that a symlink in the image
+    // (say /etc -> /root/.ssh) resolves inside the container, never on the host. What we
+    // need from the host is opened now and bound later through /proc/self/fd.
+    let etc: Vec<(OwnedFd, &str, String)> = cfg
+        .etc_files
+        .iter()
+        .map(|(src, inside)| Ok((open_path(src)?, *inside, src.display().to_string())))
+        .collect::<Result<_>>()?;
+    let volumes = super::mounts::open_sources(&cfg.mounts)?;
     pivot(merged)?;
+
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("/proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
+    // A fresh sysfs (also for --network host: it then shows the host's interfaces),
+    // without the host's submounts such as /sys/fs/cgroup.
+    let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
+    mount_fs("/sys", "sysfs", sys_flags, None, "read-only /sys")?;
+    make_dev()?;
+    for (fd, inside, shown) in &etc {
+        bind_file(fd, inside, shown)?;
+    }
+    super::mounts::apply(&cfg.mounts, &volumes)?;
+    detach_old_root()?;
     if !cfg.security.privileged {
         crate::security::paths::apply()?;
     }
@@ -63,19 +68,32 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     Ok(())
 }
 
-fn mount_fs(root: &Path, dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &str) -> Result<()> {
-    let target = root.join(dir);
-    fs::create_dir_all(&target).with_context(|| format!("creating /{dir}"))?;
+/// An O_PATH descriptor for a host file, to bind after pivot_root.
+pub fn open_path(p: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .with_context(|| format!("opening {}", p.display()))?;
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `/proc/self/fd/N`: bind sources that stay valid after pivot_root.
+pub fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn mount_fs(dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &str) -> Result<()> {
+    let target = Path::new(dir);
+    fs::create_dir_all(target).with_context(|| format!("creating {dir}"))?;
     let opts = data.map(|d| format!(" -o {d}")).unwrap_or_default();
     explain::step(&format!("mount -t {fstype}{opts} {fstype} {}", target.display()), why);
-    mount(Some(fstype), &target, Some(fstype), flags, data).with_context(|| format!("mounting {fstype} on /{dir}"))
+    mount(Some(fstype), target, Some(fstype), flags, data).with_context(|| format!("mounting {fstype} on {dir}"))
 }
 
 /// A minimal /dev, as Docker makes it: a tmpfs with the safe devices, a private devpts,
 /// /dev/shm and /dev/mqueue.
-fn make_dev(root: &Path) -> Result<()> {
-    let dev = root.join("dev");
-    mount_fs(root, "dev", "tmpfs", MsFlags::MS_NOSUID, Some("mode=755,size=65536k"), "a private /dev")?;
+fn make_dev() -> Result<()> {
+    let dev = Path::new("/dev");
+    mount_fs("/dev", "tmpfs", MsFlags::MS_NOSUID, Some("mode=755,size=65536k"), "a private /dev")?;
     for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
         let path = dev.join(name);
         mknod(&path, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor))
@@ -83,46 +101,59 @@ fn make_dev(root: &Path) -> Result<()> {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
     }
     explain::step(
-        &format!("for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 {}/$n c $a $b; done", dev.display()),
+        "for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 /dev/$n c $a $b; done",
         "the device nodes a program expects",
     );
-    mount_fs(root, "dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"), "private pseudo-terminals")?;
-    mount_fs(root, "dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"), "POSIX shared memory")?;
-    mount_fs(root, "dev/mqueue", "mqueue", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "POSIX message queues of the IPC namespace")?;
+    mount_fs("/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"), "private pseudo-terminals")?;
+    mount_fs("/dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"), "POSIX shared memory")?;
+    mount_fs("/dev/mqueue", "mqueue", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "POSIX message queues of the IPC namespace")?;
     for (link, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
         symlink(target, dev.join(link)).with_context(|| format!("linking /dev/{link}"))?;
     }
     Ok(())
 }
 
-/// Puts one of our generated files (hosts, hostname, resolv.conf) over the image's.
-fn bind_file(root: &Path, source: &Path, inside: &str) -> Result<()> {
-    let target = root.join(inside.trim_start_matches('/'));
+/// Puts one of our generated files (hosts, hostname, resolv.conf) over the image's,
+/// resolving the target inside the container (we are past pivot_root).
+fn bind_file(source: &OwnedFd, inside: &str, shown: &str) -> Result<()> {
+    let target = Path::new(inside);
     if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)?;
+        fs::create_dir_all(parent).with_context(|| format!("creating {} in the container", parent.display()))?;
     }
     // A dangling symlink (Debian's resolv.conf) would send the bind elsewhere: replace it.
     if target.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-        fs::remove_file(&target)?;
+        fs::remove_file(target)?;
     }
     if !target.exists() {
-        fs::write(&target, b"").with_context(|| format!("creating {inside}"))?;
+        fs::write(target, b"").with_context(|| format!("creating {inside}"))?;
     }
-    explain::step(&format!("mount --bind {} {}", source.display(), target.display()), "the container's own name and address files");
-    mount(Some(source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("binding {inside}"))
+    explain::step(&format!("mount --bind {shown} {inside}"), "the container's own name and address files");
+    mount(Some(fd_path(source).as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("binding {inside}"))
 }
 
-/// Makes `root` the new `/` and detaches the old root.
+/// Where the host's tree waits, inside the new root, until our binds are done.
+const OLD_ROOT: &str = "/.dockling-old-root";
+
+/// Makes `root` the new `/`; the host's tree stays reachable at [`OLD_ROOT`] (only for the
+/// descriptors opened before) until [`detach_old_root`].
 fn pivot(root: &Path) -> Result<()> {
     explain::approx(
-        &format!("cd {} && pivot_root . . && umount -l .", root.display()),
-        "switch the root to the overlay and drop the host's tree",
+        &format!("cd {} && mkdir .dockling-old-root && pivot_root . .dockling-old-root", root.display()),
+        "switch the root to the overlay",
     );
     nix::unistd::chdir(root).context("chdir to the new root")?;
-    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-    // The old root is now stacked under "."; detach it.
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making the old root a slave")?;
-    umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
+    let put_old = OLD_ROOT.trim_start_matches('/');
+    nix::unistd::mkdir(put_old, nix::sys::stat::Mode::from_bits_truncate(0o700)).context("creating the old-root mount point")?;
+    nix::unistd::pivot_root(".", put_old).context("pivot_root")?;
     nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// Drops the host's tree for good.
+fn detach_old_root() -> Result<()> {
+    explain::approx(&format!("umount -l {OLD_ROOT} && rmdir {OLD_ROOT}"), "drop the host's tree");
+    mount(None::<&str>, OLD_ROOT, None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making the old root a slave")?;
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).context("detaching the old root")?;
+    fs::remove_dir(OLD_ROOT).context("removing the old-root mount point")?;
     Ok(())
 }
