@@ -467,6 +467,8 @@ fn subnet_overlapping_a_host_route_is_refused_and_another_can_be_chosen() {
     let ip = sim.inspect(&name).path("NetworkSettings.IPAddress").as_str().unwrap_or_default().to_string();
     assert_eq!(ip, "10.132.0.2", "the chosen subnet is used");
     sim.wait_http(false, &format!("http://{ip}:80/"), "other-subnet");
+    // The subnet is fixed while in use: asking for another is an error, not ignored.
+    sim.assert_rejected(&["run", "-d", "--subnet", "10.133.0.0/24", "busybox", "sleep", "300"], "a different --subnet while one is in use");
     sim.dockling_ok(&["rm", "-f", &name]);
     sim.sh_ok("ip route del 10.131.0.0/16");
     sim.finish();

@@ -28,8 +28,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub explain: bool,
     /// Subnet of the default bridge network (used when the bridge is created).
-    #[arg(long, global = true, env = "DOCKLING_SUBNET", default_value = network::DEFAULT_SUBNET)]
-    pub subnet: String,
+    /// (Default 10.131.0.0/24; fixed once the first container got an address.)
+    #[arg(long, global = true, env = "DOCKLING_SUBNET")]
+    pub subnet: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -299,7 +300,7 @@ pub struct RunArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     crate::explain::enable(cli.explain);
-    let store = Store::open(cli.root.clone(), &cli.subnet)?;
+    let store = Store::open(cli.root.clone(), cli.subnet.as_deref())?;
     match cli.command {
         Command::Run(args) => {
             let mode = NetworkMode::parse(&args.network)?;

@@ -100,12 +100,25 @@ impl Ipam {
         fs::rename(&tmp, &self.path).context("saving network.json")
     }
 
-    /// The subnet in use (fixed once the first container got an address).
-    pub fn subnet(&mut self, requested: &str) -> Result<Subnet> {
+    /// The subnet in use (fixed once the first container got an address); asking for
+    /// another one then is an error rather than silently ignored.
+    pub fn subnet(&mut self, requested: Option<&str>) -> Result<Subnet> {
+        let asked = requested.map(Subnet::parse).transpose()?;
         match &self.state.subnet {
-            Some(s) => Subnet::parse(s),
+            Some(s) => {
+                let current = Subnet::parse(s)?;
+                match asked {
+                    Some(a) if a != current => Err(error::user(format!(
+                        "the bridge network already uses {current}; remove its containers and run `dockling network prune` to change it"
+                    ))),
+                    _ => Ok(current),
+                }
+            }
             None => {
-                let s = Subnet::parse(requested)?;
+                let s = match asked {
+                    Some(a) => a,
+                    None => Subnet::parse(super::DEFAULT_SUBNET)?,
+                };
                 self.state.subnet = Some(s.to_string());
                 Ok(s)
             }

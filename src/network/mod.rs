@@ -66,7 +66,7 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
         return Err(error::user(format!("a network namespace named {:?} already exists in {}", c.name, netns::NETNS_DIR)));
     }
     let mut ipam = Ipam::lock(store)?;
-    let subnet = ipam.subnet(&store.subnet)?;
+    let subnet = ipam.subnet(store.subnet.as_deref())?;
     if !bridge::exists() {
         // Before anything is made: a subnet the host already routes elsewhere would break it.
         // (The runtime is gone again before the clone: a current-thread runtime has no threads.)
@@ -270,7 +270,7 @@ pub fn prune(store: &Store) -> Result<()> {
         println!("network in use by {} container(s); nothing removed", ipam.state.leases.len());
         return Ok(());
     }
-    let subnet = Subnet::parse(ipam.state.subnet.as_deref().unwrap_or(&store.subnet))?;
+    let subnet = Subnet::parse(ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET))?;
     Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
     let had_bridge = netlink::with_handle(|h| async move {
         let found = netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some();
@@ -295,7 +295,8 @@ pub fn prune(store: &Store) -> Result<()> {
 pub fn show(store: &Store) -> Result<()> {
     let ipam = Ipam::lock(store)?;
     println!("BRIDGE     SUBNET           CONTAINERS");
-    println!("{:<10} {:<16} {}", bridge::BRIDGE, ipam.state.subnet.as_deref().unwrap_or(&store.subnet), ipam.state.leases.len());
+    let subnet = ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET);
+    println!("{:<10} {:<16} {}", bridge::BRIDGE, subnet, ipam.state.leases.len());
     for (ip, id) in &ipam.state.leases {
         println!("  {ip}  {}", &id[..12.min(id.len())]);
     }

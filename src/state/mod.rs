@@ -25,12 +25,12 @@ const DEFAULT_RUN: &str = "/run/dockling";
 pub struct Store {
     pub root: PathBuf,
     pub run: PathBuf,
-    /// Subnet asked for on the command line (used when the bridge is first made).
-    pub subnet: String,
+    /// Subnet asked for on the command line or in DOCKLING_SUBNET, if any.
+    pub subnet: Option<String>,
 }
 
 impl Store {
-    pub fn open(root: Option<PathBuf>, subnet: &str) -> Result<Store> {
+    pub fn open(root: Option<PathBuf>, subnet: Option<&str>) -> Result<Store> {
         let (root, run) = match root {
             Some(r) => {
                 let r = if r.is_absolute() { r } else { std::env::current_dir()?.join(r) };
@@ -51,7 +51,7 @@ impl Store {
                 fs::set_permissions(dir, fs::Permissions::from_mode(0o710)).with_context(|| format!("restricting {}", dir.display()))?;
             }
         }
-        Ok(Store { root, run, subnet: subnet.to_string() })
+        Ok(Store { root, run, subnet: subnet.map(String::from) })
     }
 
     pub fn containers_dir(&self) -> PathBuf {
