@@ -473,3 +473,24 @@ fn subnet_overlapping_a_host_route_is_refused_and_another_can_be_chosen() {
     sim.sh_ok("ip route del 10.131.0.0/16");
     sim.finish();
 }
+
+#[test]
+fn a_port_held_by_a_container_whose_monitor_died_is_freed_by_the_next_run() {
+    let sim = SimHost::new("orphan-port");
+    sim.image("busybox");
+    let a = sim.cname("a");
+    sim.run_d(&["--name", &a, "-p", "5001:80", "busybox", "sleep", "300"]);
+    let pid = sim.wait_running_pid(&a);
+    let mon = sim.inspect(&a).path("State.MonitorPid").as_i64().unwrap_or(0);
+    assert!(mon > 0);
+    // Both die with no one to tear down: the lease and the DNAT rule stay behind...
+    sim.sh_ok(&format!("kill -9 {mon} {pid}"));
+    let b = sim.cname("b");
+    // ...until the next run that needs the port finishes that teardown and proceeds.
+    let cmd = httpd_cmd("second");
+    sim.run_d(&["--name", &b, "-p", "5001:80", "busybox", "sh", "-c", &cmd]);
+    sim.wait_http(true, &format!("http://{HOST_IP}:5001/"), "second");
+    let dnat = sim.iptables_save().lines().filter(|l| l.contains("--dport 5001")).count();
+    assert_eq!(dnat, 1, "exactly one DNAT rule for the port:\n{}", sim.iptables_save());
+    sim.finish();
+}

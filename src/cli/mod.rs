@@ -173,9 +173,6 @@ pub enum Command {
         no_stream: bool,
         containers: Vec<String>,
     },
-    /// Internal: the monitor re-runs cleanup for a container.
-    #[command(hide = true, name = "_cleanup")]
-    Cleanup { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,6 +370,5 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container::ExecOptions { interactive, tty, env, workdir, command },
         ),
         Command::Stats { no_stream, containers } => stats::stats(&store, &containers, no_stream).map(|_| 0),
-        Command::Cleanup { id } => container::cleanup_by_id(&store, &id).map(|_| 0),
     }
 }

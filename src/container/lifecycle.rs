@@ -55,12 +55,6 @@ pub fn cleanup(store: &Store, id: &str) -> Result<()> {
     store.save(&c)
 }
 
-/// `dockling _cleanup ID` (internal): cleanup by full id.
-pub fn cleanup_by_id(store: &Store, id: &str) -> Result<()> {
-    let c = store.resolve(id)?;
-    cleanup(store, &c.id)
-}
-
 /// Waits (bounded) for the process that watches the container to finish its work.
 pub fn wait_for_monitor(store: &Store, id: &str) {
     let Ok(c) = store.load(id) else { return };
@@ -163,20 +157,23 @@ fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
 
 /// [`reconcile`] for every container: commands that depend on the host's network state
 /// (`run`, `network ls`/`prune`, `inspect`) call it first.
-pub fn reconcile_all(store: &Store) {
-    if let Ok(all) = store.list() {
-        for c in &all {
-            reconcile(store, c);
-        }
+pub fn reconcile_all(store: &Store) -> usize {
+    store.list().map(|all| all.iter().filter(|c| reconcile(store, c)).count()).unwrap_or(0)
+}
+
+/// Runs `f`; if it fails on user input (a name or port still held) and finishing orphaned
+/// teardowns freed something, runs it once more. Keeps that scan off `run`'s usual path.
+pub fn retry_after_reconcile<T>(store: &Store, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    match f() {
+        Err(e) if crate::error::code_of(&e) == crate::error::RUNTIME_ERROR && reconcile_all(store) > 0 => f(),
+        other => other,
     }
 }
 
 /// Finishes the teardown of a container that ended while nobody could do it (its monitor
 /// and any stop that claimed it died). Called by `ps`, so the host is never left with
 /// rules of a dead container for long.
-pub fn reconcile(store: &Store, c: &crate::state::Container) {
+pub fn reconcile(store: &Store, c: &crate::state::Container) -> bool {
     let dead = matches!(c.liveness(), crate::state::Liveness::Exited(_));
-    if dead && !c.cleaned && !c.monitor_alive() && !c.stopper_elsewhere() {
-        let _ = finish(store, &c.id, None);
-    }
+    dead && !c.cleaned && !c.monitor_alive() && !c.stopper_elsewhere() && finish(store, &c.id, None).is_ok()
 }

@@ -14,7 +14,7 @@ mod spawn;
 mod tty;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{cleanup_by_id, finish, reconcile, reconcile_all, remove_many, stop_many};
+pub use lifecycle::{finish, reconcile, reconcile_all, remove_many, stop_many};
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -99,12 +99,11 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         }
     }
 
-    // 2. The record, created under the names lock so two runs never share a name (after
-    // finishing the teardown of any container whose monitor died, so its ports are free).
-    lifecycle::reconcile_all(store);
-    let mut c = create_record(store, &opts, &image.id, env, workdir)?;
+    // 2. The record, created under the names lock so two runs never share a name. A name
+    // or port held by a container whose monitor died is freed by finishing its teardown.
+    let mut c = lifecycle::retry_after_reconcile(store, || create_record(store, &opts, &image.id, env.clone(), workdir.clone()))?;
     let id = c.id.clone();
-    let started = network::reserve(store, &mut c, &ports)
+    let started = lifecycle::retry_after_reconcile(store, || network::reserve(store, &mut c, &ports))
         .and_then(|_| store.save(&c))
         .and_then(|_| make_cgroups(store, &mut c))
         .and_then(|_| start(store, &c, &image, &opts));
