@@ -12,7 +12,7 @@ bash scripts/apt-ensure.sh iptables busybox-static iproute2 procps util-linux \
     python3 curl tmux psmisc
 command -v cargo >/dev/null || PATH="$HOME/.cargo/bin:$PATH"   # sudo drops it
 
-cargo build --release
+bash scripts/build.sh
 bash rootfs/build.sh busybox python
 D=target/release/dockling
 

@@ -15,7 +15,7 @@ if ! command -v "$DOCKLING" >/dev/null 2>&1 && [ -x "$REPO_DIR/target/release/do
     DOCKLING=$REPO_DIR/target/release/dockling
 fi
 command -v "$DOCKLING" >/dev/null 2>&1 || {
-    echo "dockling not found: build it (cargo build --release) or set DOCKLING=/path/to/dockling" >&2
+    echo "dockling not found: build it (bash scripts/build.sh) or set DOCKLING=/path/to/dockling" >&2
     exit 1
 }
 [ "$(id -u)" -eq 0 ] || { echo "run as root: sudo bash $0" >&2; exit 1; }

@@ -9,10 +9,17 @@ mod image;
 mod network;
 mod security;
 mod state;
+mod timing;
 
 use clap::Parser;
 
 fn main() {
+    timing::init();
+    // The monitor's exit handler skips clap: it runs once per detached container.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(7).collect();
+    if args.get(1).is_some_and(|a| a == "_monitor-exit") {
+        std::process::exit(container::monitor_exit(&args[2..]));
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -35,5 +42,6 @@ fn main() {
             error::code_of(&err)
         }
     };
+    timing::mark("exit");
     std::process::exit(code);
 }

@@ -23,7 +23,7 @@ REPO=$PWD
 
 [ "$(id -u)" -eq 0 ] || { echo "tests/bench.sh: run as root (sudo bash tests/bench.sh)" >&2; exit 1; }
 D=$REPO/target/release/dockling
-[ -x "$D" ] || { echo "tests/bench.sh: $D missing (cargo build --release)" >&2; exit 1; }
+[ -x "$D" ] || { echo "tests/bench.sh: $D missing (bash scripts/build.sh)" >&2; exit 1; }
 for img in busybox python; do
     [ -d "rootfs/out/$img" ] || { echo "tests/bench.sh: rootfs/out/$img missing (bash rootfs/build.sh busybox python)" >&2; exit 1; }
 done

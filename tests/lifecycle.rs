@@ -534,3 +534,104 @@ fn stop_uses_the_images_stop_signal() {
     assert_eq!(sim.wait_exited(&name), 7, "the image's StopSignal (USR1) ended the container");
     sim.finish();
 }
+
+/// The pid of a running container's monitor, as recorded (in the sim host's pid namespace).
+fn monitor_pid(sim: &SimHost, name: &str) -> i64 {
+    let pid = sim.inspect(name).path("State.MonitorPid").as_i64().unwrap_or(0);
+    assert!(pid > 0, "no MonitorPid for running {name}: {:?}", sim.inspect(name).get("State"));
+    pid
+}
+
+/// Each json-file entry of a container's log: (stream, log), after checking its shape.
+fn log_entries(sim: &SimHost, name: &str) -> Vec<(String, String)> {
+    let path = sim.inspect(name).get("LogPath").as_str().map(String::from).expect("LogPath");
+    let text = sim.sh_ok(&format!("cat '{path}'"));
+    text.lines()
+        .map(|line| {
+            assert!(line.starts_with("{\"log\":\""), "json-file entries start with the log field: {line}");
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad log line {line:?}: {e}"));
+            let time = v["time"].as_str().unwrap_or_default();
+            // 2026-11-27T20:00:00.123456789Z
+            let shape_ok = time.len() == 30
+                && time.ends_with('Z')
+                && time.char_indices().all(|(i, c)| match i {
+                    4 | 7 => c == '-',
+                    10 => c == 'T',
+                    13 | 16 => c == ':',
+                    19 => c == '.',
+                    29 => c == 'Z',
+                    _ => c.is_ascii_digit(),
+                });
+            assert!(shape_ok, "time must be RFC 3339 UTC with nanoseconds: {time:?}");
+            (v["stream"].as_str().unwrap_or_default().to_string(), v["log"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn detached_monitor_is_the_small_program_and_logs_like_docker() {
+    let sim = SimHost::new("smallmon");
+    sim.image("busybox");
+    let name = sim.cname("m");
+    // Quotes, a backslash, a tab, a control byte and a byte that is not UTF-8; stderr;
+    // a 40,000-byte line; then (after the sleep is killed) a last line without newline.
+    let script = r#"printf 'tab\t"quote" back\\ \001 \377 end\n'; printf 'e1\ne2\n' >&2; head -c 40000 /dev/zero | tr '\0' a; echo; sleep 1000; printf tail-no-newline; exit 3"#;
+    sim.run_d(&["--name", &name, "busybox", "sh", "-c", script]);
+    let pid = sim.wait_running_pid(&name);
+    let mpid = monitor_pid(&sim, &name);
+    let exe = sim.sh_ok(&format!("readlink /proc/{mpid}/exe"));
+    assert!(exe.trim().ends_with("/dockling-monitor"), "a detached container's monitor runs dockling-monitor, not {exe:?}");
+    let parent = sim.sh_ok(&format!("ps -o ppid= -p {pid}"));
+    assert_eq!(parent.trim(), mpid.to_string(), "the container is the monitor's child");
+
+    let kids = poll("the container's sleep process", WAIT, || {
+        let k = sim_children(&sim, pid);
+        if k.is_empty() { Err("no children yet".into()) } else { Ok(k) }
+    });
+    for k in kids {
+        sim.sh_ok(&format!("kill {k}"));
+    }
+    // The exit handler (`dockling _monitor-exit`, exec'd by the monitor) recorded the code.
+    assert_eq!(sim.wait_exited(&name), 3);
+    assert!(!sim.sh(&format!("kill -0 {mpid}")).ok(), "the monitor is gone once the container is");
+
+    let long = "a".repeat(40000);
+    let o = sim.dockling(&["logs", &name]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(o.stdout, format!("tab\t\"quote\" back\\ \u{1} \u{FFFD} end\n{long}\ntail-no-newline"), "logs must give back stdout as written");
+    // (then sh's own "Terminated" for the killed sleep)
+    assert!(o.stderr.starts_with("e1\ne2\n"), "and stderr on stderr: {:?}", o.stderr);
+
+    let entries = log_entries(&sim, &name);
+    let pieces: Vec<usize> = entries.iter().filter(|(s, l)| s == "stdout" && l.starts_with('a')).map(|(_, l)| l.len()).collect();
+    assert_eq!(pieces, vec![16384, 16384, 7233], "a long line is logged in 16 KiB pieces, as Docker does");
+    let stderr: Vec<&str> = entries.iter().filter(|(s, _)| s == "stderr").map(|(_, l)| l.as_str()).collect();
+    assert_eq!(stderr[..2], ["e1\n", "e2\n"]);
+    sim.finish();
+}
+
+#[test]
+fn without_the_small_monitor_the_fork_monitors_itself() {
+    let sim = SimHost::new("forkmon");
+    sim.image("busybox");
+    // dockling alone in a directory: no dockling-monitor next to it.
+    let lone = sim.tmp.join("bin-alone");
+    fs::create_dir_all(&lone).unwrap();
+    fs::copy(bin(), lone.join("dockling")).unwrap();
+    let d = lone.join("dockling");
+    let name = sim.cname("f");
+    let root = sim.root.display().to_string();
+    let id = sim.sh_ok(&format!("{} --root {root} run -d --name {name} busybox sh -c 'echo hello; sleep 1000'", d.display()));
+    assert_eq!(id.trim().len(), 64, "{id}");
+    sim.wait_running_pid(&name);
+    let mpid = monitor_pid(&sim, &name);
+    let exe = sim.sh_ok(&format!("readlink /proc/{mpid}/exe"));
+    assert!(exe.trim().ends_with("/bin-alone/dockling"), "the forked dockling stays the monitor: {exe:?}");
+    poll("logs", WAIT, || {
+        let o = sim.dockling(&["logs", &name]);
+        if o.stdout == "hello\n" { Ok(()) } else { Err(o.to_string()) }
+    });
+    sim.dockling_ok(&["stop", "-t", "1", &name]);
+    assert_eq!(sim.inspect(&name).path("State.ExitCode").as_i64(), Some(137));
+    sim.finish();
+}

@@ -494,3 +494,40 @@ fn a_port_held_by_a_container_whose_monitor_died_is_freed_by_the_next_run() {
     assert_eq!(dnat, 1, "exactly one DNAT rule for the port:\n{}", sim.iptables_save());
     sim.finish();
 }
+
+#[test]
+fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
+    let sim = SimHost::new("heldns");
+    sim.image("busybox");
+    let first = sim.cname("first");
+    let (id, ip) = start_httpd(&sim, &first, Some("5000:80"), "first");
+    let veth = format!("veth{}", &id[..7]);
+    // Someone else is inside the container's netns (as after `ip netns exec first sh`).
+    let _holder = sim.spawn_host(&format!("exec ip netns exec {first} sleep 4321"));
+    poll("the holder inside the netns", WAIT, || {
+        let o = sim.sh(&format!("ip netns pids {first}"));
+        if o.stdout.split_whitespace().count() >= 2 { Ok(()) } else { Err(o.to_string()) }
+    });
+    sim.dockling_ok(&["stop", "-t", "1", &first]);
+    // The name and the rules are gone; the veth lives on with the netns, but switched off.
+    assert!(!sim.netns_names().contains(&first), "the netns name must go with the container");
+    let rules = sim.iptables_save();
+    assert!(!rules.lines().any(|l| mentions_ip(l, &ip)), "no rule may name {ip} after stop:\n{rules}");
+    let link = sim.sh_ok(&format!("ip -o link show dev {veth}"));
+    let flags = link.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(!flags.split(',').any(|f| f == "UP"), "the held veth must be switched off: {link}");
+
+    // The next container gets the same address and answers on it, not the old netns.
+    let second = sim.cname("second");
+    let (_, ip2) = start_httpd(&sim, &second, Some("5000:80"), "second");
+    assert_eq!(ip2, ip, "the address is free for the next container");
+    let page = sim.wait_http(true, &format!("http://{HOST_IP}:5000/"), "second");
+    assert!(page.contains("second"), "{page}");
+
+    // When the holder leaves, the kernel removes the netns and the old veth with it.
+    sim.kill_background();
+    assert!(wait_until(WAIT, || !sim.links().contains(&veth)), "the old veth must go with its netns: {:?}", sim.links());
+    sim.dockling_ok(&["rm", "-f", &second]);
+    sim.dockling_ok(&["rm", &first]);
+    sim.finish();
+}

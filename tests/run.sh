@@ -33,6 +33,9 @@ if ! command -v cargo >/dev/null; then
     command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found (install Rust)" >&2; exit 1; }
 fi
 
-cargo build --release
+# The same static build as the README's (scripts/build.sh), so the tests run what users run.
+# shellcheck source=scripts/cargo-env.sh
+source scripts/cargo-env.sh
+bash scripts/build.sh
 bash rootfs/build.sh busybox python
 cargo test --release -- --test-threads=4 "$@"

@@ -160,7 +160,8 @@ fn enter_workdir(dir: &str) -> Result<(), Failure> {
 
 /// Nothing but stdio crosses into the container: whatever descriptors the caller of
 /// dockling had open (a shell's `7</`, say) are marked close-on-exec.
-fn close_inherited_fds() {
+/// Marks every descriptor above stderr close-on-exec (what we pass on is then chosen).
+pub(super) fn close_inherited_fds() {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
     let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     if rc != 0 {

@@ -17,25 +17,29 @@ use crate::state::{Status, Store};
 const MONITOR_GRACE: Duration = Duration::from_secs(10);
 
 /// Records the exit (if nobody did), undoes host changes, and honours `--rm`.
+/// One record write at most: the exit and the teardown are saved together (a `--rm`
+/// container's record is removed instead). If this dies half-way, the record still says
+/// "not cleaned" and `rm -f`, `ps` or the next `run` finish the job.
 pub fn finish(store: &Store, id: &str, code: Option<i32>) -> Result<()> {
-    let (auto_remove, stopper_elsewhere) = store.update(id, |c| {
-        if c.status != Status::Exited {
-            c.status = Status::Exited;
-            c.exit_code = code;
-            c.finished_at = Some(Utc::now());
-            c.oom_killed = code == Some(137) && crate::cgroups::oom_killed(&c.cgroups);
-        }
-        Ok((c.auto_remove, c.stopper_elsewhere()))
-    })?;
-    if stopper_elsewhere {
-        return Ok(()); // the stop/rm that asked will tear down (and explain) itself
+    let lock = store.lock_container(id)?;
+    let mut c = store.load(id)?;
+    if c.status != Status::Exited {
+        c.status = Status::Exited;
+        c.exit_code = code;
+        c.finished_at = Some(Utc::now());
+        c.oom_killed = code == Some(137) && crate::cgroups::oom_killed(&c.cgroups);
     }
-    cleanup(store, id)?;
-    if auto_remove {
+    if c.stopper_elsewhere() {
+        return store.save(&c); // the stop/rm that asked will tear down (and explain) itself
+    }
+    let undone = if c.cleaned { Ok(()) } else { undo(store, &mut c) };
+    if c.auto_remove && undone.is_ok() {
+        drop(lock);
         let _names = store.lock_names()?;
-        store.remove_dir(id)?;
+        return store.remove_dir(id);
     }
-    Ok(())
+    store.save(&c)?;
+    undone
 }
 
 /// Undoes everything `run` recorded on the host for this container (idempotent).
@@ -45,14 +49,21 @@ pub fn cleanup(store: &Store, id: &str) -> Result<()> {
     if c.cleaned {
         return Ok(());
     }
-    // A detached container's monitor does not wait for the kernel to drop the veth (nobody
-    // waits on it); an attached `run`, `stop` and `rm` return only once it is gone.
-    let monitor = c.detached && c.monitor_pid == Some(std::process::id() as i32);
-    network::teardown(store, &mut c, !monitor)?;
+    let undone = undo(store, &mut c);
+    store.save(&c)?;
+    undone
+}
+
+/// The teardown itself, on a loaded record (the caller holds its lock and saves it).
+fn undo(store: &Store, c: &mut crate::state::Container) -> Result<()> {
+    crate::timing::mark("cleanup: start");
+    network::teardown(store, c)?;
+    crate::timing::mark("cleanup: network");
     crate::cgroups::remove(&c.cgroups)?;
+    crate::timing::mark("cleanup: cgroups");
     c.cgroups.clear();
     c.cleaned = true;
-    store.save(&c)
+    Ok(())
 }
 
 /// Waits (bounded) for the process that watches the container to finish its work.

@@ -15,6 +15,7 @@ mod tty;
 
 pub use exec::{exec, ExecOptions};
 pub use lifecycle::{finish, reconcile, reconcile_all, remove_many, stop_many};
+pub use monitor::exit_handler as monitor_exit;
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -70,7 +71,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     // 1. Everything a user can get wrong is checked before anything is created.
     // The image (pulled first if missing; the pull's threads are gone when this returns),
     // and what its config says about command, env, workdir, user and ports.
+    crate::timing::mark("run: parsed");
     let image = crate::image::for_run(store, &opts.image, opts.pull)?;
+    crate::timing::mark("run: image");
     image.config().apply(&mut opts)?;
     if let Some(name) = &opts.name {
         names::validate(name)?;
@@ -103,10 +106,18 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     // or port held by a container whose monitor died is freed by finishing its teardown.
     let mut c = lifecycle::retry_after_reconcile(store, || create_record(store, &opts, &image.id, env.clone(), workdir.clone()))?;
     let id = c.id.clone();
+    crate::timing::mark("run: record");
+    // (The lease and ports live in the network state under the container's id, and the
+    // cgroups were in the record from the start, so none of this needs another write.)
     let started = lifecycle::retry_after_reconcile(store, || network::reserve(store, &mut c, &ports))
-        .and_then(|_| store.save(&c))
-        .and_then(|_| make_cgroups(store, &mut c))
-        .and_then(|_| start(store, &c, &image, &opts));
+        .and_then(|_| {
+            crate::timing::mark("run: reserved");
+            crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)
+        })
+        .and_then(|_| {
+            crate::timing::mark("run: cgroups");
+            start(store, &c, &image, &opts)
+        });
     let (pid, monitor, mut starter, console) = match started {
         Ok(v) => v,
         Err(e) => {
@@ -115,13 +126,19 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         }
     };
 
-    // 4. The process is recorded before it can run (so a crash leaves something to clean).
+    // 4. The process, and every network change still to come, are recorded in one write
+    // before any of it is made and before the process can run (a crash leaves a record
+    // that says what to clean). From here on it counts as running.
     c.pid = Some(pid.as_raw());
     c.pid_start = liveness::start_time(pid.as_raw());
     c.monitor_pid = Some(monitor.as_raw());
     c.monitor_start = liveness::start_time(monitor.as_raw());
     c.started_at = Some(Utc::now());
-    let setup = store.save(&c).and_then(|_| network::attach(store, &mut c, pid));
+    c.status = Status::Running;
+    network::plan(&mut c);
+    crate::timing::mark("run: cloned");
+    let setup = store.save(&c).and_then(|_| network::attach(store, &c, pid));
+    crate::timing::mark("run: attached");
     if let Err(e) = setup {
         // Killed from outside during setup: report that, as the exit it is.
         if !opts.detach {
@@ -159,13 +176,6 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         }
         return Err(error::exit(code, message));
     }
-    // Running from now on, unless its monitor already recorded the exit.
-    store.update(&id, |c| {
-        if c.status == Status::Created {
-            c.status = Status::Running;
-        }
-        Ok(())
-    })?;
     if opts.detach {
         println!("{id}");
         return Ok(0);
@@ -173,8 +183,11 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     if let Some(master) = master {
         tty::attach(&master?, opts.interactive)?;
     }
+    crate::timing::mark("run: released");
     let code = wait_child(pid);
+    crate::timing::mark("run: exited");
     finish(store, &id, code)?;
+    crate::timing::mark("run: finished");
     Ok(code.unwrap_or(error::RUNTIME_ERROR))
 }
 
@@ -231,14 +244,6 @@ fn abandon(store: &Store, id: &str) {
     }
 }
 
-/// The container's cgroups: recorded, then created with the limits, before the clone;
-/// init moves itself in first thing (see `cgroups::join_self`).
-fn make_cgroups(store: &Store, c: &mut Container) -> Result<()> {
-    c.cgroups = crate::cgroups::plan(&c.id);
-    store.save(c)?;
-    crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)
-}
-
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
     let _names = store.lock_names()?;
     let existing = store.list()?;
@@ -287,7 +292,9 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         security: opts.security.clone(),
         limits: opts.limits.clone(),
         mounts: opts.mounts.clone(),
-        cgroups: Vec::new(),
+        // Recorded with the container, created before the clone; init moves itself in
+        // first thing (see `cgroups::join_self`).
+        cgroups: crate::cgroups::plan(&id),
         oom_killed: false,
         stopper: None,
         cleaned: false,

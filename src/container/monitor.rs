@@ -1,6 +1,13 @@
-//! The monitor of a detached container: a small process (no async runtime, no polling
-//! loop) that owns the container as its child, copies its output into the log, records
-//! the exit and tears down what `run` set up.
+//! The monitor of a detached container: the process that owns the container as its
+//! child, copies its output into the log, records the exit and tears down what `run`
+//! set up.
+//!
+//! `run -d` forks it; the fork clones the container, reports its pid to `run`, then execs
+//! `dockling-monitor` (src/bin/dockling-monitor.rs), a small static program that pumps
+//! the log and waits, so an idle monitor costs a few hundred KiB instead of a copy of
+//! this 10 MB process. When the container exits it execs `dockling _monitor-exit`, which
+//! lands in [`exit_handler`]. Without `dockling-monitor` next to `dockling`, the fork
+//! does all of it itself ([`pump`]).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -51,6 +58,9 @@ pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, repor
     let _ = writeln!(report, "{}", pid.as_raw());
     drop(report);
 
+    // Returns only if dockling-monitor is not there or cannot run: then this process
+    // stays the monitor.
+    let _ = exec_small_monitor(store, id, pid, &streams);
     pump(streams, LogWriter::new(log));
     let code = loop {
         match waitpid(pid, None) {
@@ -61,6 +71,55 @@ pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, repor
     };
     let _ = finish(store, id, code);
     std::process::exit(0);
+}
+
+/// Becomes `dockling-monitor` (same pid, still the container's parent); returns only if
+/// that failed.
+fn exec_small_monitor(store: &Store, id: &str, pid: Pid, streams: &[OwnedFd]) -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return Some(e),
+    };
+    let small = exe.with_file_name("dockling-monitor");
+    if !small.is_file() {
+        return Some(std::io::ErrorKind::NotFound.into());
+    }
+    super::init::close_inherited_fds();
+    let mut fds = streams.iter().map(|fd| fd.as_raw_fd().to_string()).collect::<Vec<_>>();
+    fds.resize(2, "-1".to_string()); // -t: one stream
+    for fd in streams {
+        // The streams must survive the exec; nothing else does.
+        let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+    }
+    let log = store.container_dir(id).join("container.log");
+    let err = std::process::Command::new(&small)
+        .arg(pid.as_raw().to_string())
+        .arg(&log)
+        .args(&fds)
+        .arg("--")
+        .arg(&exe)
+        .arg("_monitor-exit")
+        .arg(&store.root)
+        .arg(&store.run)
+        .arg(id)
+        .exec();
+    Some(err)
+}
+
+/// `dockling _monitor-exit ROOT RUN ID CODE`: what `dockling-monitor` execs when the
+/// container is gone: record the exit and tear down (as [`finish`] does for everyone).
+pub fn exit_handler(args: &[std::ffi::OsString]) -> i32 {
+    let [root, run, id, code] = args else {
+        eprintln!("dockling: _monitor-exit ROOT RUN ID CODE (run by dockling-monitor)");
+        return crate::error::RUNTIME_ERROR;
+    };
+    let store = Store::at(root.into(), run.into());
+    let code = code.to_str().and_then(|c| c.parse().ok());
+    match finish(&store, &id.to_string_lossy(), code) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
 }
 
 fn detach_stdio() {

@@ -41,9 +41,20 @@ pub async fn ensure(handle: &Handle, subnet: Subnet) -> Result<u32> {
 
 /// Whether the bridge exists (one ioctl; no netlink needed).
 pub fn exists() -> bool {
-    let Ok(name) = std::ffi::CString::new(BRIDGE) else { return false };
+    index().is_some()
+}
+
+/// The bridge's interface index, if it exists.
+pub fn index() -> Option<u32> {
+    if_index(BRIDGE)
+}
+
+/// A link's index by name in this netns (`if_nametoindex`, one ioctl).
+pub fn if_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
     // SAFETY: a valid NUL-terminated interface name.
-    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (idx != 0).then_some(idx)
 }
 
 /// Refuses a subnet that overlaps a route the host already has (other than the default).

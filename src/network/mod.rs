@@ -126,8 +126,25 @@ fn free_port(ipam: &Ipam, taken: &[PortMapping], spec: &PortSpec) -> Result<Port
     Err(error::user("no free host port left to publish on"))
 }
 
-/// Wires a cloned container (waiting in its netns) to the bridge and publishes its ports.
-pub fn attach(store: &Store, c: &mut Container, pid: nix::unistd::Pid) -> Result<()> {
+/// Fills in the names and rules [`attach`] will make, so they are recorded (with the pid)
+/// in one write before any of them exists.
+pub fn plan(c: &mut Container) {
+    if c.network_mode != NetworkMode::Bridge {
+        return;
+    }
+    c.network.bridge = Some(bridge::BRIDGE.to_string());
+    c.network.host_veth = Some(veth::host_name(&c.id));
+    c.network.netns_name = Some(c.name.clone());
+    if let Some(ip) = c.network.ip {
+        let fw = Iptables::new();
+        c.network.rules = c.ports.iter().flat_map(|p| fw.port_rules(ip, p, &c.id[..12])).collect();
+    }
+}
+
+/// Wires a cloned container (waiting in its netns) to the bridge and publishes its ports,
+/// as [`plan`] recorded. The port rules go in on a second thread while the veth is made:
+/// each iptables run is a fork+exec of its own, and the two do not depend on each other.
+pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()> {
     if c.network_mode != NetworkMode::Bridge {
         return Ok(());
     }
@@ -136,78 +153,114 @@ pub fn attach(store: &Store, c: &mut Container, pid: nix::unistd::Pid) -> Result
         (Some(ip), Some(p), Some(g)) => (ip, p, g),
         _ => anyhow::bail!("no address was reserved for the container"),
     };
+    let (Some(host), Some(name)) = (c.network.host_veth.clone(), c.network.netns_name.clone()) else {
+        anyhow::bail!("the container's network was not planned");
+    };
     let subnet = Subnet::parse(&format!("{}/{prefix}", gateway))?;
-    let fw = Iptables::new();
-    let host = veth::host_name(&c.id);
     let mac = veth::mac_for(ip);
-    let name = c.name.clone();
 
     // Shared pieces, once: bridge, sysctls, chains (the marker is cleared by prune).
     let bridge_idx = {
         let mut ipam = Ipam::lock(store)?;
-        let idx = netlink::with_handle(|h| async move { bridge::ensure(&h, subnet).await })?;
+        // No bridge (a reboot, someone deleted it): the shared rules may be gone too, and
+        // setting them up again is idempotent.
+        let idx = match bridge::index() {
+            Some(idx) => idx,
+            None => {
+                ipam.state.shared_ready = false;
+                netlink::with_handle(|h| async move { bridge::ensure(&h, subnet).await })?
+            }
+        };
         if !ipam.state.shared_ready {
             if ipam.state.ip_forward_before.is_none() {
                 ipam.state.ip_forward_before = Some(bridge::ip_forward());
                 ipam.save()?;
             }
             bridge::sysctls()?;
-            fw.setup_network(subnet, bridge::BRIDGE)?;
+            Iptables::new().setup_network(subnet, bridge::BRIDGE)?;
             ipam.state.shared_ready = true;
             ipam.save()?;
         }
         idx
     };
+    crate::timing::mark("attach: shared");
 
-    c.network.bridge = Some(bridge::BRIDGE.to_string());
-    c.network.host_veth = Some(host.clone());
-    c.network.netns_name = Some(name.clone());
-    store.save(c)?;
-    netns::add(&name, pid)?;
-    {
-        let (host, name) = (host.clone(), name.clone());
-        netlink::with_handle(|h| async move { veth::create(&h, &host, bridge_idx, bridge::BRIDGE, pid, &name, mac).await })?;
-    }
-    netlink::in_netns_of(pid, move |h| veth::configure_inside(h, ip, prefix, gateway, name))?;
-
-    let rules: Vec<_> = c.ports.iter().flat_map(|p| fw.port_rules(ip, p, &c.id[..12])).collect();
-    c.network.rules = rules.clone();
-    store.save(c)?;
-    for rule in &rules {
-        fw.add(rule)?;
-    }
-    Ok(())
+    let rules = c.network.rules.clone();
+    let publish = (!rules.is_empty()).then(|| {
+        std::thread::spawn(move || -> Result<()> {
+            let fw = Iptables::new();
+            rules.iter().try_for_each(|rule| fw.add(rule))
+        })
+    });
+    let wired = (|| -> Result<()> {
+        netns::add(&name, pid)?;
+        {
+            let (host, name) = (host.clone(), name.clone());
+            netlink::with_handle(|h| async move { veth::create(&h, &host, bridge_idx, bridge::BRIDGE, pid, &name, mac).await })?;
+        }
+        crate::timing::mark("attach: veth");
+        netlink::in_netns_of(pid, move |h| veth::configure_inside(h, ip, prefix, gateway, name))
+    })();
+    crate::timing::mark("attach: inside");
+    let published = match publish {
+        Some(t) => t.join().map_err(|_| anyhow::anyhow!("the iptables thread panicked"))?,
+        None => Ok(()),
+    };
+    wired.and(published)
 }
 
 /// Undoes every per-container change: port rules, host veth, netns name, leases.
-/// Idempotent; works from the record alone.
-pub fn teardown(store: &Store, c: &mut Container, wait_for_veth: bool) -> Result<()> {
-    let fw = Iptables::new();
-    for rule in &c.network.rules {
-        fw.remove(rule)?;
-    }
-    c.network.rules.clear();
+/// Idempotent; works from the record alone. The netns name goes first, so the kernel
+/// starts dismantling the namespace (and the veth with it) while iptables removes the
+/// rules: both wait on RCU grace periods, and they overlap instead of adding up.
+pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     if let Some(name) = c.network.netns_name.take() {
         netns::remove(&name);
     }
-    if let Some(host) = c.network.host_veth.take() {
-        // Once the container's processes are gone and its netns unnamed, the kernel
-        // destroys the netns and the veth pair with it; deleting by hand costs ~15 ms of
-        // RCU waits, so it is done only while something still holds the netns.
-        // `stop` and `rm` return only once it is gone (bounded); the monitor need not wait.
-        let gone = |name: &str| {
-            // SAFETY: a valid NUL-terminated interface name.
-            std::ffi::CString::new(name).map(|n| unsafe { libc::if_nametoindex(n.as_ptr()) } == 0).unwrap_or(true)
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while wait_for_veth && !c.process_alive() && !gone(&host) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(2));
+    let rules = std::mem::take(&mut c.network.rules);
+    let unpublish = (!rules.is_empty()).then(|| {
+        std::thread::spawn(move || -> Result<(), (Vec<firewall::Rule>, anyhow::Error)> {
+            let fw = Iptables::new();
+            for (i, rule) in rules.iter().enumerate() {
+                if let Err(e) = fw.remove(rule) {
+                    return Err((rules[i..].to_vec(), e));
+                }
+            }
+            Ok(())
+        })
+    });
+    let unplugged = (|| -> Result<()> {
+        if let Some(host) = c.network.host_veth.clone() {
+            // With its processes gone and its name removed, the netns is destroyed by the
+            // kernel, veth pair included, in the background (a few RCU grace periods,
+            // 10-30 ms here; `ip link delete` takes as long, so nobody waits for it). The
+            // host end is switched off at once: should something still hold the netns
+            // (an `ip netns exec` shell), its eth0 can never answer for an address that
+            // the next container may get. Only a container still alive is unplugged by hand.
+            if c.process_alive() {
+                explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
+                netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
+            } else if let Some(idx) = bridge::if_index(&host) {
+                explain::step(&format!("ip link set {host} down"), "switch the cable off; the kernel removes it with the netns");
+                netlink::with_handle(|h| async move { netlink::set_down(&h, idx).await })?;
+            }
+            c.network.host_veth = None;
         }
-        if c.process_alive() || (wait_for_veth && !gone(&host)) {
-            explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
-            netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
+        Ok(())
+    })();
+    crate::timing::mark("teardown: veth");
+    if let Some(t) = unpublish {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err((left, e))) => {
+                c.network.rules = left; // still to remove, next time
+                return Err(e);
+            }
+            Err(_) => anyhow::bail!("the iptables thread panicked"),
         }
     }
+    crate::timing::mark("teardown: rules");
+    unplugged?;
     if c.network_mode == NetworkMode::Bridge {
         let mut ipam = Ipam::lock(store)?;
         ipam.release(&c.id);

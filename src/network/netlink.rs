@@ -48,6 +48,15 @@ pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMess
     }
 }
 
+/// Switches a link off; a link that is already gone is fine.
+pub async fn set_down(handle: &Handle, index: u32) -> Result<()> {
+    match handle.link().set(rtnetlink::LinkUnspec::new_with_index(index).down().build()).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+        Err(e) => Err(e).context("switching the veth off"),
+    }
+}
+
 /// Deletes a link by name; a link that is already gone is fine.
 pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
     if let Some(link) = link_by_name(handle, name).await? {

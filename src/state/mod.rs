@@ -54,6 +54,11 @@ impl Store {
         Ok(Store { root, run, subnet: subnet.map(String::from) })
     }
 
+    /// A store whose directories exist already (the monitor's exit handler).
+    pub fn at(root: PathBuf, run: PathBuf) -> Store {
+        Store { root, run, subnet: None }
+    }
+
     pub fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }
