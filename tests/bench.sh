@@ -13,10 +13,12 @@
 # removed, the network pruned, the root deleted, and the real host's `ip netns
 # list` and `ip link` are checked to be as they were.
 #
-# Timing uses `date +%s%N` around each command. The overhead of that pair (two
-# fork+execs) is measured first and included in every median and p90; the "net"
-# column is the median minus that overhead. Medians and p90 (nearest rank) are
-# over the timed repetitions, after WARMUP untimed ones.
+# Timing: the short commands (sections 1, 2, 4b) are timed by tests/bench_time.py,
+# which spawns each command directly (posix_spawn + waitpid, monotonic clock) and
+# interleaves the commands it compares; its own cost is shown by timing `/bin/true`
+# the same way (that figure includes exec'ing true). The long ones (3, 4a) use
+# `date +%s%N`. Medians and p90 (nearest rank) are over the timed repetitions, after
+# WARMUP untimed ones; "net" subtracts the /bin/true figure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -27,7 +29,7 @@ D=$REPO/target/release/dockling
 for img in busybox python; do
     [ -d "rootfs/out/$img" ] || { echo "tests/bench.sh: rootfs/out/$img missing (bash rootfs/build.sh busybox python)" >&2; exit 1; }
 done
-for tool in unshare ip iptables curl chroot; do
+for tool in unshare ip iptables curl chroot python3; do
     command -v "$tool" >/dev/null || { echo "tests/bench.sh: $tool not found" >&2; exit 1; }
 done
 
@@ -45,6 +47,8 @@ INNER=$(cat <<'EOF'
 set -euo pipefail
 D=$1 R=$2 W=$3 REPO=$4
 dk() { "$D" --root "$R" "$@"; }
+# bench_time REPS OUT CMD... [';;' OUT CMD...]: the spawn-and-wait stopwatch
+bench_time() { local reps=$1; shift; python3 "$REPO/tests/bench_time.py" "$reps" "$WARMUP" "$@"; }
 
 # The simulated host.
 mkdir -p /run/netns && mount -t tmpfs -o mode=755 tmpfs /run/netns
@@ -81,12 +85,6 @@ stats() {
               k = int(0.9 * n); if (k < 0.9 * n) k++; if (k < 1) k = 1
               printf "%d %.2f %.2f\n", n, med / 1000, v[k] / 1000 }'
 }
-# timeit FILE CMD... : run CMD (output discarded), append its duration (us) to FILE
-timeit() {
-    local f=$1 t0 t1; shift
-    t0=$(now); "$@" >/dev/null; t1=$(now)
-    echo $(( (t1 - t0) / 1000 )) >>"$f"
-}
 ROWS=$W/rows
 TMED=0   # median timer overhead, subtracted in the "net" column
 # row WHAT N MEDIAN P90 TARGET RESULT  (adds NET = MEDIAN - timer overhead when MEDIAN is a number)
@@ -98,22 +96,18 @@ row() {
 verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 <= b + 0) ? "ok" : "MISSED" }'; }
 fmt() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
 
-echo "bench: timer overhead ..." >&2
+echo "bench: stopwatch overhead ..." >&2
 : >"$W/timer"
-for _ in $(seq "$REPS"); do timeit "$W/timer" true; done
+bench_time "$REPS" "$W/timer" /bin/true
 read -r n med p90 < <(stats "$W/timer")
 TMED=$med
-row "timer overhead (date +%s%N pair, in every figure)" "$n" "$med" "$p90" "-" "-"
+row "stopwatch: spawn+wait of /bin/true (in every figure)" "$n" "$med" "$p90" "-" "-"
 
 # ---- 1. --network none vs the namespace+chroot floor (interleaved)
 echo "bench: run --rm --network none vs floor ..." >&2
-floor() { unshare --pid --net --ipc --uts --mount --fork chroot "$REPO/rootfs/out/busybox" /bin/true; }
-for _ in $(seq "$WARMUP"); do dk run --rm --network none busybox true >/dev/null; floor; done
 : >"$W/none"; : >"$W/floor"
-for _ in $(seq "$REPS"); do
-    timeit "$W/none" dk run --rm --network none busybox true
-    timeit "$W/floor" floor
-done
+bench_time "$REPS" "$W/none" "$D" --root "$R" run --rm --network none busybox true \
+    ';;' "$W/floor" unshare --pid --net --ipc --uts --mount --fork chroot "$REPO/rootfs/out/busybox" /bin/true
 read -r n fmed fp90 < <(stats "$W/floor")
 read -r n nmed np90 < <(stats "$W/none")
 ratio=$(awk -v a="$nmed" -v b="$fmed" 'BEGIN { printf "%.2f", a / b }')
@@ -124,9 +118,8 @@ row "   ratio none / floor (medians)" "-" "${ratio}x" "-" "<= 2x" "$v2"
 
 # ---- 2. bridge + published port
 echo "bench: run --rm -p 8080:80 (bridge) ..." >&2
-for _ in $(seq "$WARMUP"); do dk run --rm -p 8080:80 busybox true >/dev/null; done
 : >"$W/bridge"
-for _ in $(seq "$REPS"); do timeit "$W/bridge" dk run --rm -p 8080:80 busybox true; done
+bench_time "$REPS" "$W/bridge" "$D" --root "$R" run --rm -p 8080:80 busybox true
 read -r n med p90 < <(stats "$W/bridge")
 row "2. run --rm -p 8080:80 busybox true (bridge)" "$n" "$med" "$p90" "<= 25 ms" "$(verdict "$med" 25)"
 
@@ -182,7 +175,7 @@ ids=$(dk ps -aq); [ -n "$ids" ] && dk rm -f $ids >/dev/null
 
 echo "bench: $N_MANY containers one after another ..." >&2
 : >"$W/seq"
-for i in $(seq "$N_MANY"); do timeit "$W/seq" dk run -d --name "bs$i" busybox sleep 60; done
+for i in $(seq "$N_MANY"); do WARMUP=0 bench_time 1 "$W/seq" "$D" --root "$R" run -d --name "bs$i" busybox sleep 60; done
 read -r n med p90 < <(stats "$W/seq")
 s1=$(sed -n 1p "$W/seq"); sN=$(sed -n "${N_MANY}p" "$W/seq")
 sratio=$(awk -v a="$sN" -v b="$s1" 'BEGIN { printf "%.2f", a / b }')

@@ -635,3 +635,23 @@ fn without_the_small_monitor_the_fork_monitors_itself() {
     assert_eq!(sim.inspect(&name).path("State.ExitCode").as_i64(), Some(137));
     sim.finish();
 }
+
+#[test]
+fn a_dead_container_counts_as_running_until_its_monitor_records_the_exit() {
+    let sim = SimHost::new("pending");
+    sim.image("busybox");
+    let name = sim.cname("p");
+    sim.run_d(&["--name", &name, "busybox", "sleep", "1000"]);
+    let pid = sim.wait_running_pid(&name);
+    let mpid = monitor_pid(&sim, &name);
+    // Hold the monitor still, then kill the container: it is dead (a zombie nobody reaps
+    // yet), but its exit code is known only to the monitor.
+    sim.sh_ok(&format!("kill -STOP {mpid}; kill -9 {pid}"));
+    let state = sim.inspect(&name).get("State").clone();
+    assert_eq!(state.get("Status").as_str(), Some("running"), "no exit may be reported before the monitor records it: {state:?}");
+    let row = sim.ps_row(&name).unwrap_or_default();
+    assert!(row.contains("Up "), "{row}");
+    sim.sh_ok(&format!("kill -CONT {mpid}"));
+    assert_eq!(sim.wait_exited(&name), 137, "the monitor records the real exit code");
+    sim.finish();
+}

@@ -140,8 +140,12 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
             }
             "devices" if restrict_devices => {
                 write(&dir.join("devices.deny"), "a", "no device may be opened...")?;
+                // One open, one write per rule (the file takes one rule per write).
+                let path = dir.join("devices.allow");
+                let mut allow = fs::OpenOptions::new().write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
                 for rule in DEVICES_ALLOWED {
-                    write(&dir.join("devices.allow"), rule, "...but these harmless ones")?;
+                    explain::step(&format!("echo '{rule}' > {}", path.display()), "...but these harmless ones");
+                    std::io::Write::write_all(&mut allow, rule.as_bytes()).with_context(|| format!("writing {rule} to {}", path.display()))?;
                 }
             }
             _ => {}

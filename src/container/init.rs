@@ -40,7 +40,9 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 }
 
 fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
+    crate::timing::mark("init: start");
     crate::cgroups::join_self(&cfg.cgroups).map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
+    crate::timing::mark("init: joined");
     if let Some((out, err)) = cfg.stdio.take() {
         nix::unistd::dup2(out.as_raw_fd(), 1).map_err(fail("dup2 stdout"))?;
         nix::unistd::dup2(err.as_raw_fd(), 2).map_err(fail("dup2 stderr"))?;
@@ -51,6 +53,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
         nix::unistd::dup2(null.as_raw_fd(), 0).map_err(fail("dup2 stdin"))?;
     }
     rootfs::prepare(cfg).map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
+    crate::timing::mark("init: rootfs");
     if let Some(console) = cfg.console.take() {
         super::tty::become_tty(console.as_raw_fd()).map_err(fail("allocating the terminal"))?;
     }
@@ -67,6 +70,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
         _ => return Err((RUNTIME_ERROR, "dockling run went away before the container started".into())),
     }
     let _ = nix::unistd::close(go);
+    crate::timing::mark("init: go");
     // `run` has put us in our cgroups: now a cgroup namespace rooted there.
     if std::path::Path::new("/proc/self/ns/cgroup").exists() {
         crate::explain::approx("unshare --cgroup", "the container sees its own cgroup as /");
@@ -74,6 +78,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
     }
     let home = cfg.security.apply().map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
     apply_home(&mut cfg.env, home);
+    crate::timing::mark("init: secured");
     crate::explain::close_output();
 
     Err(exec_command(&cfg.argv, &cfg.env, &cfg.workdir))

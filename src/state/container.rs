@@ -106,12 +106,15 @@ impl Container {
         }
     }
 
-    /// The truthful state: a "running" record whose process is gone is exited.
+    /// The truthful state: a "running" record whose process is gone is exited, unless its
+    /// monitor still lives: then it is about to record the exit code (and the last lines
+    /// of the log), and until it has, the container counts as running, as in Docker,
+    /// where the state changes when the exit is reported.
     pub fn liveness(&self) -> Liveness {
         match self.status {
             Status::Exited => Liveness::Exited(self.exit_code),
             Status::Created if self.pid.is_none() || self.process_alive() => Liveness::Created,
-            Status::Running if self.process_alive() => Liveness::Running,
+            Status::Running if self.process_alive() || self.monitor_alive() => Liveness::Running,
             _ => Liveness::Exited(self.exit_code),
         }
     }
