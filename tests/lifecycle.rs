@@ -583,6 +583,14 @@ fn detached_monitor_is_the_small_program_and_logs_like_docker() {
     assert!(exe.trim().ends_with("/dockling-monitor"), "a detached container's monitor runs dockling-monitor, not {exe:?}");
     let parent = sim.sh_ok(&format!("ps -o ppid= -p {pid}"));
     assert_eq!(parent.trim(), mpid.to_string(), "the container is the monitor's child");
+    // It holds its stdio on /dev/null, the log, and the container's two pipes: nothing else.
+    let fds = sim.sh_ok(&format!("for f in /proc/{mpid}/fd/*; do readlink $f; done"));
+    let mut kinds: Vec<String> = fds
+        .lines()
+        .map(|l| if l.starts_with("pipe:") { "pipe".to_string() } else if l.ends_with("/container.log") { "log".to_string() } else { l.to_string() })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["/dev/null", "/dev/null", "/dev/null", "log", "pipe", "pipe"], "the monitor's descriptors:\n{fds}");
 
     let kids = poll("the container's sleep process", WAIT, || {
         let k = sim_children(&sim, pid);
@@ -593,7 +601,7 @@ fn detached_monitor_is_the_small_program_and_logs_like_docker() {
     }
     // The exit handler (`dockling _monitor-exit`, exec'd by the monitor) recorded the code.
     assert_eq!(sim.wait_exited(&name), 3);
-    assert!(!sim.sh(&format!("kill -0 {mpid}")).ok(), "the monitor is gone once the container is");
+    assert!(wait_until(WAIT, || !sim.sh(&format!("kill -0 {mpid}")).ok()), "the monitor must be gone once the container is");
 
     let long = "a".repeat(40000);
     let o = sim.dockling(&["logs", &name]);

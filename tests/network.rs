@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use std::thread;
+use std::time::Duration;
 
 /// busybox httpd serving BODY at / on port 80 (absolute paths: no PATH assumption).
 fn httpd_cmd(body: &str) -> String {
@@ -529,5 +530,27 @@ fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
     assert!(wait_until(WAIT, || !sim.links().contains(&veth)), "the old veth must go with its netns: {:?}", sim.links());
     sim.dockling_ok(&["rm", "-f", &second]);
     sim.dockling_ok(&["rm", &first]);
+    sim.finish();
+}
+
+#[test]
+fn rm_f_racing_a_starting_run_leaves_no_rule_behind() {
+    let sim = SimHost::new("racerm");
+    sim.image("busybox");
+    for i in 0..8 {
+        let name = sim.cname(&format!("r{i}"));
+        let mut run = sim.spawn_dockling(&["run", "-d", "-p", "5000:80", "--name", &name, "busybox", "sleep", "1000"]);
+        // rm -f as soon as the name exists, i.e. while run may still be wiring it up.
+        let removed = wait_until(WAIT, || {
+            let o = sim.dockling(&["rm", "-f", &name]);
+            o.ok() || run.has_exited() && !sim.dockling(&["ps", "-aq"]).stdout.contains(|c: char| c.is_ascii_hexdigit())
+        });
+        assert!(removed, "rm -f {name} never succeeded");
+        let _ = run.wait_timeout(Duration::from_secs(30));
+        let _ = sim.dockling(&["rm", "-f", &name]);
+        let rules = sim.iptables_save();
+        let left = rules_mentioning_port(&rules, 5000);
+        assert!(left.is_empty(), "round {i}: rules left after rm -f of a starting container:\n{}", left.join("\n"));
+    }
     sim.finish();
 }

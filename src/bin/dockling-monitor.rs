@@ -71,6 +71,14 @@ pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: a NUL-terminated path; the flags and mode are plain integers.
     let log = unsafe { libc::open(args[2], libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o640) };
 
+    // The streams came without close-on-exec (to survive the exec into this program);
+    // the exit handler exec'd below must not inherit them.
+    for fd in [out_fd, err_fd] {
+        if fd >= 0 {
+            // SAFETY: setting a flag on a descriptor number; an invalid one just fails.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     // SAFETY: single-threaded; this is the only reference ever made to BUFFERS.
     let bufs = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
     let mut pump = Pump { log, partial: &mut bufs.partial, len: [0; 2], entry: &mut bufs.entry };
@@ -192,6 +200,13 @@ impl Pump<'_> {
                 if unsafe { *libc::__errno_location() } == libc::EINTR {
                     continue;
                 }
+                for i in 0..2 {
+                    if open[i] {
+                        self.finish(i);
+                        // SAFETY: closing a descriptor we were given and no longer use.
+                        unsafe { libc::close(fds[i]) };
+                    }
+                }
                 break;
             }
             for i in 0..2 {
@@ -223,8 +238,13 @@ impl Pump<'_> {
             self.partial[stream][start..start + take].copy_from_slice(&data[..take]);
             self.len[stream] += take;
             data = &data[take..];
-            if line_end || self.len[stream] == MAX_PARTIAL {
-                self.emit(stream);
+            if line_end {
+                self.emit(stream, self.len[stream]);
+            } else if self.len[stream] == MAX_PARTIAL {
+                // A piece of a long line: cut before a character split by the boundary,
+                // which then starts the next piece.
+                let cut = utf8_cut(&self.partial[stream]);
+                self.emit(stream, cut);
             }
         }
     }
@@ -232,16 +252,17 @@ impl Pump<'_> {
     /// Writes what is left of a stream that ended without a newline.
     fn finish(&mut self, stream: usize) {
         if self.len[stream] > 0 {
-            self.emit(stream);
+            self.emit(stream, self.len[stream]);
         }
     }
 
     /// One entry, one write (O_APPEND), so `logs -f` never reads half an entry:
     /// `{"log":"hello\n","stream":"stdout","time":"2026-11-27T20:00:00.000000000Z"}`.
-    fn emit(&mut self, stream: usize) {
+    /// Logs the first `n` buffered bytes of `stream` and keeps the rest for later.
+    fn emit(&mut self, stream: usize, n: usize) {
         let mut out = Out { buf: &mut self.entry[..], len: 0 };
         out.push(b"{\"log\":\"");
-        let line = &self.partial[stream][..self.len[stream]];
+        let line = &self.partial[stream][..n];
         for chunk in line.utf8_chunks() {
             escape_json(chunk.valid().as_bytes(), &mut out);
             if !chunk.invalid().is_empty() {
@@ -253,12 +274,47 @@ impl Pump<'_> {
         out.push(b"\",\"time\":\"");
         rfc3339_now(&mut out);
         out.push(b"\"}\n");
-        self.len[stream] = 0;
+        let len = out.len;
+        self.partial[stream].copy_within(n..self.len[stream], 0);
+        self.len[stream] -= n;
         if self.log >= 0 {
-            // SAFETY: writing a buffer we own; a failed log write is dropped, as Docker does.
-            unsafe { libc::write(self.log, out.buf.as_ptr().cast(), out.len) };
+            write_all(self.log, &self.entry[..len]);
         }
     }
+}
+
+/// Writes all of `data` (a short write would leave half an entry, and the next one glued
+/// to it); gives up on an error other than EINTR: the entry is lost, as Docker loses it.
+fn write_all(fd: c_int, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: writing from a buffer we own, no longer than it.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n > 0 {
+            data = &data[n as usize..];
+        } else if n == 0 || unsafe { *libc::__errno_location() } != libc::EINTR {
+            return;
+        }
+    }
+}
+
+/// Where to cut a full buffer so that no UTF-8 character is split: before the start of
+/// a sequence the buffer's end cuts short, else at the end.
+fn utf8_cut(buf: &[u8]) -> usize {
+    let n = buf.len();
+    for back in 1..=n.min(3) {
+        let b = buf[n - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: its lead is further back
+        }
+        let needed = match b {
+            0xF0..=0xFF => 4,
+            0xE0..=0xEF => 3,
+            0xC0..=0xDF => 2,
+            _ => 1,
+        };
+        return if needed > back { n - back } else { n };
+    }
+    n
 }
 
 struct Out<'a> {

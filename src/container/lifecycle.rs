@@ -133,7 +133,9 @@ pub fn stop_many(store: &Store, keys: &[String], timeout_secs: u64) -> Result<i3
 pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
     each(keys, |key| {
         let c = store.resolve(key)?;
-        if c.is_running() || c.process_alive() {
+        // (A container whose process is gone but whose monitor is still recording the
+        // exit is not refused: `settle` waits for the monitor.)
+        if c.process_alive() {
             if !force {
                 return Err(error::exit(
                     1,

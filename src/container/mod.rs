@@ -137,7 +137,18 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     c.status = Status::Running;
     network::plan(&mut c);
     crate::timing::mark("run: cloned");
-    let setup = store.save(&c).and_then(|_| network::attach(store, &c, pid));
+    let setup = (|| -> Result<()> {
+        // Under the container's lock: a `stop`, an `rm -f`, or the monitor finishing a
+        // container that died during setup waits until everything planned here exists
+        // (and is recorded), then undoes all of it; and this write can never overwrite
+        // the exit they record.
+        let _lock = store.lock_container(&id)?;
+        if store.load(&id)?.status == Status::Exited {
+            anyhow::bail!("the container exited before it started");
+        }
+        store.save(&c)?;
+        network::attach(store, &c, pid)
+    })();
     crate::timing::mark("run: attached");
     if let Err(e) = setup {
         // Killed from outside during setup: report that, as the exit it is.
@@ -153,7 +164,6 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
             }
         }
         let _ = signal::kill(pid, Signal::SIGKILL);
-        drop(starter);
         if !opts.detach {
             let _ = waitpid(pid, None);
             let _ = finish(store, &id, Some(error::RUNTIME_ERROR));
@@ -161,6 +171,10 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
             lifecycle::wait_for_monitor(store, &id);
         }
         abandon(store, &id);
+        // If init failed on its own, its message says more than what we tripped over.
+        if let Some((code, message)) = starter.wait_exec() {
+            return Err(error::exit(code, message));
+        }
         return Err(e);
     }
     // The container's terminal arrives once its /dev is ready (or not at all if init failed).
