@@ -115,10 +115,19 @@ pub fn exit_handler(args: &[std::ffi::OsString]) -> i32 {
         return crate::error::RUNTIME_ERROR;
     };
     let store = Store::at(root.into(), run.into());
+    let id = id.to_string_lossy();
     let code = code.to_str().and_then(|c| c.parse().ok());
-    match finish(&store, &id.to_string_lossy(), code) {
+    match finish(&store, &id, code) {
         Ok(()) => 0,
-        Err(_) => 1,
+        Err(e) => {
+            // Nobody sees our stderr: leave the reason next to the record. The next
+            // `ps`, `inspect`, `run` or `rm -f` finishes the teardown from the record.
+            let path = store.container_dir(&id).join("monitor-error.log");
+            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{} finishing the container: {e:#}", chrono::Utc::now().to_rfc3339());
+            }
+            1
+        }
     }
 }
 
