@@ -205,13 +205,20 @@ fn image_symlinks_never_lead_mounts_onto_the_host() {
     std::os::unix::fs::symlink("busybox", img.join("bin/sh")).unwrap();
     std::os::unix::fs::symlink(&host_etc, img.join("etc")).unwrap();
     std::os::unix::fs::symlink(&host_data, img.join("data")).unwrap();
+    // Links that would reach the host through where a runtime might park the host's tree
+    // between pivot_root and unmounting it (ours is gone before any path is resolved).
+    for (link, parked) in [("srv", "/.dockling-old-root"), ("opt", "/sys")] {
+        std::os::unix::fs::symlink(format!("{parked}{}", host_data.display()), img.join(link)).unwrap();
+    }
     sim.dockling_ok(&["import", &img.to_string_lossy(), "evil"]);
     let vol = sim.tmp.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
-    let spec = format!("{}:/data/planted", vol.display());
-    // Inside the container those links dangle: the run may fail, but only with one clear line.
-    let o = sim.dockling(&["run", "--rm", "-v", &spec, "evil", "/bin/sh", "-c", "echo inside > /etc/hosts.copy; true"]);
-    assert!(o.ok() || (o.code() == Some(125) && o.stderr_lines().len() == 1 && o.stderr.contains("in the container")), "{o}");
+    for target in ["/data/planted", "/srv/planted", "/opt/planted"] {
+        let spec = format!("{}:{target}", vol.display());
+        // Inside the container those links dangle: the run may fail, but only with one clear line.
+        let o = sim.dockling(&["run", "--rm", "-v", &spec, "evil", "/bin/sh", "-c", "echo inside > /etc/hosts.copy; true"]);
+        assert!(o.ok() || (o.code() == Some(125) && o.stderr_lines().len() == 1 && o.stderr.contains("in the container")), "{target}: {o}");
+    }
     let listing = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
     assert!(listing(&host_etc).is_empty(), "files appeared in the host's directory through the image's /etc: {:?}", listing(&host_etc));
     assert!(listing(&host_data).is_empty(), "a volume target followed the image's symlink onto the host: {:?}", listing(&host_data));

@@ -124,7 +124,9 @@ fn describe(store: &Store, c: &Container) -> Value {
                     .unwrap_or_default(),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
-                "MergedDir": dir.join("rootfs"),
+                // The overlay is mounted only in the container's mount namespace; from
+                // the host its root is reached through the process.
+                "MergedDir": (pid != 0).then(|| format!("/proc/{pid}/root")),
             }
         },
         "Namespaces": namespaces,

@@ -210,19 +210,22 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
 fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOptions) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
     let id = &c.id;
     let dir = store.container_dir(id);
-    for sub in ["upper", "work", "rootfs"] {
+    for sub in ["upper", "work"] {
         fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
     }
     let mut cfg = InitConfig {
         lowers: image.layers(),
         upper: dir.join("upper"),
         work: dir.join("work"),
-        merged: dir.join("rootfs"),
+        // The overlay goes over the container's own directory, inside the container's
+        // mount namespace only (the host still sees upper/ and work/ there): one
+        // directory fewer to make and delete per container.
+        merged: dir.clone(),
         hostname: c.hostname.clone(),
         argv: c.command.clone(),
         env: c.env.clone(),
         workdir: c.workdir.clone(),
-        etc_files: network::etc_files(store, c)?,
+        etc_files: network::etc_files(c),
         new_net: c.network_mode != NetworkMode::Host,
         network_mode: c.network_mode,
         cgroups: c.cgroups.clone(),

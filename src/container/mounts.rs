@@ -54,26 +54,45 @@ fn check_target(target: &str, spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// Host sources of the binds, opened before pivot_root (one entry per mount; None for tmpfs).
+/// `open_tree(2)` flags (linux/mount.h).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+/// `move_mount(2)`: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// The host sources of the binds, taken before pivot_root as detached copies of their
+/// mount trees (`open_tree` with OPEN_TREE_CLONE): they can be attached inside the
+/// container after the host's tree is gone. One entry per mount; None for tmpfs.
 pub fn open_sources(mounts: &[Mount]) -> Result<Vec<Option<OwnedFd>>> {
     mounts
         .iter()
         .map(|m| match m {
-            Mount::Bind { source, .. } => super::rootfs::open_path(source).map(Some),
+            Mount::Bind { source, .. } => {
+                let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
+                    .with_context(|| format!("bad path {}", source.display()))?;
+                let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+                // SAFETY: a NUL-terminated path; returns a new descriptor or -1.
+                let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error()).with_context(|| format!("opening {}", source.display()));
+                }
+                // SAFETY: a fresh descriptor we own.
+                Ok(Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }))
+            }
             Mount::Tmpfs { .. } => Ok(None),
         })
         .collect()
 }
 
-/// Mounts them after pivot_root: targets resolve inside the container, sources come
-/// from the descriptors [`open_sources`] kept.
-pub fn apply(mounts: &[Mount], sources: &[Option<OwnedFd>]) -> Result<()> {
+/// Mounts them after pivot_root: targets resolve inside the container, the binds come
+/// from the detached trees [`open_sources`] took.
+pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
     for (m, fd) in mounts.iter().zip(sources) {
         match (m, fd) {
             (Mount::Bind { source, target, read_only }, Some(fd)) => {
                 let dest = Path::new(target);
                 // The host path no longer resolves here: ask the descriptor what it is.
-                let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
+                let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
                     .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
                     .unwrap_or(false);
                 let in_container = |p: &Path| format!("creating {} in the container", p.display());
@@ -88,8 +107,14 @@ pub fn apply(mounts: &[Mount], sources: &[Option<OwnedFd>]) -> Result<()> {
                     }
                 }
                 explain::step(&format!("mount --rbind {} {target}", source.display()), "a volume: the host's directory inside the container");
-                mount(Some(super::rootfs::fd_path(fd).as_str()), dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .with_context(|| format!("binding {} to {target}", source.display()))?;
+                let to = std::ffi::CString::new(target.as_bytes()).with_context(|| format!("bad path {target}"))?;
+                // SAFETY: a valid descriptor, an empty and a NUL-terminated path.
+                let rc = unsafe {
+                    libc::syscall(libc::SYS_move_mount, std::os::fd::AsRawFd::as_raw_fd(&fd), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+                };
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error()).with_context(|| format!("binding {} to {target}", source.display()));
+                }
                 if *read_only {
                     crate::security::paths::remount_read_only(dest)?;
                 }

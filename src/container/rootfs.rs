@@ -3,12 +3,10 @@
 //! vanishes with the container.
 
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
@@ -20,6 +18,9 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .context("making / private")?;
 
+    // The volumes, taken now as detached copies of the host's trees: the overlay is about
+    // to cover the container's directory, and after pivot_root nothing of the host is left.
+    let volumes = super::mounts::open_sources(&cfg.mounts)?;
     let lowers: Vec<String> = cfg.lowers.iter().map(|p| p.display().to_string()).collect();
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},volatile",
@@ -35,15 +36,9 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     mount(Some("overlay"), merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
         .context("mounting the overlay root filesystem")?;
 
-    // Everything below is mounted *after* pivot_root, so that a symlink in the image
-    // (say /etc -> /root/.ssh) resolves inside the container, never on the host. What we
-    // need from the host is opened now and bound later through /proc/self/fd.
-    let etc: Vec<(OwnedFd, &str, String)> = cfg
-        .etc_files
-        .iter()
-        .map(|(src, inside)| Ok((open_path(src)?, *inside, src.display().to_string())))
-        .collect::<Result<_>>()?;
-    let volumes = super::mounts::open_sources(&cfg.mounts)?;
+    // Everything below is mounted *after* pivot_root and after the host's tree is gone, so
+    // that no path (a symlink in the image such as /etc -> /root/.ssh, a volume target)
+    // can resolve to anything on the host.
     pivot(merged)?;
 
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -53,11 +48,10 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
     mount_fs("/sys", "sysfs", sys_flags, None, "read-only /sys")?;
     make_dev()?;
-    for (fd, inside, shown) in &etc {
-        bind_file(fd, inside, shown)?;
+    for (inside, text) in &cfg.etc_files {
+        bind_file(inside, text)?;
     }
-    super::mounts::apply(&cfg.mounts, &volumes)?;
-    detach_old_root()?;
+    super::mounts::apply(&cfg.mounts, volumes)?;
     if !cfg.security.privileged {
         crate::security::paths::apply()?;
     }
@@ -66,19 +60,6 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
         crate::security::paths::remount_read_only(Path::new("/"))?;
     }
     Ok(())
-}
-
-/// An O_PATH descriptor for a host file, to bind after pivot_root.
-pub fn open_path(p: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .with_context(|| format!("opening {}", p.display()))?;
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-/// `/proc/self/fd/N`: bind sources that stay valid after pivot_root.
-pub fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 fn mount_fs(dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &str) -> Result<()> {
@@ -114,9 +95,14 @@ fn make_dev() -> Result<()> {
 }
 
 /// Puts one of our generated files (hosts, hostname, resolv.conf) over the image's,
-/// resolving the target inside the container (we are past pivot_root).
-fn bind_file(source: &OwnedFd, inside: &str, shown: &str) -> Result<()> {
+/// resolving the target inside the container (we are past pivot_root). The file is
+/// written in the container's own /dev tmpfs, bound, then unlinked there: the bind keeps
+/// it, writable as Docker's are, and none of it touches the host's disk.
+fn bind_file(inside: &str, text: &str) -> Result<()> {
     let target = Path::new(inside);
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let staged = Path::new("/dev").join(format!(".dockling-{name}"));
+    fs::write(&staged, text).with_context(|| format!("writing {}", staged.display()))?;
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {} in the container", parent.display()))?;
     }
@@ -127,33 +113,26 @@ fn bind_file(source: &OwnedFd, inside: &str, shown: &str) -> Result<()> {
     if !target.exists() {
         fs::write(target, b"").with_context(|| format!("creating {inside}"))?;
     }
-    explain::step(&format!("mount --bind {shown} {inside}"), "the container's own name and address files");
-    mount(Some(fd_path(source).as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("binding {inside}"))
+    explain::approx(
+        &format!("cat > {0} (its text) && mount --bind {0} {inside} && rm {0}", staged.display()),
+        "the container's own name and address files",
+    );
+    mount(Some(&staged), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("binding {inside}"))?;
+    fs::remove_file(&staged).with_context(|| format!("removing {}", staged.display()))
 }
 
-/// Where the host's tree waits, inside the new root, until our binds are done.
-const OLD_ROOT: &str = "/.dockling-old-root";
-
-/// Makes `root` the new `/`; the host's tree stays reachable at [`OLD_ROOT`] (only for the
-/// descriptors opened before) until [`detach_old_root`].
+/// Makes `root` the new `/` and drops the host's tree at once, as runc does: pivot_root
+/// with the same directory for both stacks the old root on top of the new one, and a lazy
+/// unmount of `.` takes it away.
 fn pivot(root: &Path) -> Result<()> {
     explain::approx(
-        &format!("cd {} && mkdir .dockling-old-root && pivot_root . .dockling-old-root", root.display()),
-        "switch the root to the overlay",
+        &format!("cd {} && pivot_root . . && umount -l .", root.display()),
+        "switch the root to the overlay and drop the host's tree",
     );
     nix::unistd::chdir(root).context("chdir to the new root")?;
-    let put_old = OLD_ROOT.trim_start_matches('/');
-    nix::unistd::mkdir(put_old, nix::sys::stat::Mode::from_bits_truncate(0o700)).context("creating the old-root mount point")?;
-    nix::unistd::pivot_root(".", put_old).context("pivot_root")?;
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making the old root a slave")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     nix::unistd::chdir("/").context("chdir /")?;
-    Ok(())
-}
-
-/// Drops the host's tree for good.
-fn detach_old_root() -> Result<()> {
-    explain::approx(&format!("umount -l {OLD_ROOT} && rmdir {OLD_ROOT}"), "drop the host's tree");
-    mount(None::<&str>, OLD_ROOT, None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making the old root a slave")?;
-    umount2(OLD_ROOT, MntFlags::MNT_DETACH).context("detaching the old root")?;
-    fs::remove_dir(OLD_ROOT).context("removing the old-root mount point")?;
     Ok(())
 }

@@ -27,8 +27,8 @@ pub struct InitConfig {
     pub argv: Vec<String>,
     pub env: Vec<String>,
     pub workdir: String,
-    /// Files bind-mounted over the image's: (source on host, path inside).
-    pub etc_files: Vec<(PathBuf, &'static str)>,
+    /// Files bind-mounted over the image's: (path inside, contents).
+    pub etc_files: Vec<(&'static str, String)>,
     pub new_net: bool,
     pub network_mode: crate::network::NetworkMode,
     /// The cgroups init moves itself into before anything else.

@@ -16,9 +16,8 @@ mod veth;
 pub use ports::{parse_all as parse_ports, PortMapping, PortSpec, Proto};
 
 use std::net::{SocketAddrV4, TcpListener, UdpSocket};
-use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error;
@@ -269,27 +268,21 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     Ok(())
 }
 
-/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container, written in its dir.
-pub fn etc_files(store: &Store, c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
-    let dir = store.container_dir(&c.id);
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container: (path inside, text).
+/// Init writes them into its private /dev tmpfs and binds them over the image's, so they
+/// cost no disk writes on the host and go away with the container.
+pub fn etc_files(c: &Container) -> Vec<(&'static str, String)> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = c.network.ip {
         hosts.push_str(&format!("{ip}\t{}\n", c.hostname));
     } else {
         hosts.push_str(&format!("127.0.1.1\t{}\n", c.hostname));
     }
-    let files = [("hosts", hosts), ("hostname", format!("{}\n", c.hostname)), ("resolv.conf", resolv_conf(c.network_mode))];
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        out.push((path, match name {
-            "hosts" => "/etc/hosts",
-            "hostname" => "/etc/hostname",
-            _ => "/etc/resolv.conf",
-        }));
-    }
-    Ok(out)
+    vec![
+        ("/etc/hosts", hosts),
+        ("/etc/hostname", format!("{}\n", c.hostname)),
+        ("/etc/resolv.conf", resolv_conf(c.network_mode)),
+    ]
 }
 
 /// The host's resolv.conf, with loopback resolvers (unreachable from a container's netns)

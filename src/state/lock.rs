@@ -21,6 +21,21 @@ impl FileLock {
             .write(true)
             .open(path)
             .with_context(|| format!("opening lock file {}", path.display()))?;
+        Self::lock(file, path)
+    }
+
+    /// The same, on a directory itself (no lock file to create and delete again).
+    pub fn exclusive_dir(path: &Path) -> Result<FileLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Self::lock(file, path)
+    }
+
+    fn lock(file: File, path: &Path) -> Result<FileLock> {
         loop {
             // SAFETY: flock on a valid fd we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

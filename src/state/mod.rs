@@ -74,7 +74,7 @@ impl Store {
 
     /// Serialises changes to one container's record.
     pub fn lock_container(&self, id: &str) -> Result<FileLock> {
-        FileLock::exclusive(&self.container_dir(id).join("lock"))
+        FileLock::exclusive_dir(&self.container_dir(id))
     }
 
     pub fn load(&self, id: &str) -> Result<Container> {
