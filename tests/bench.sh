@@ -74,6 +74,9 @@ trap cleanup_inner EXIT
 
 dk import "$REPO/rootfs/out/busybox" busybox >/dev/null
 dk import "$REPO/rootfs/out/python" python >/dev/null
+# The imports leave ~50 MB of dirty pages; let them reach the disk now, or their writeback
+# (and ext4 journal commits waiting on it) lands in the first timings.
+sync
 
 # ---- helpers
 now() { date +%s%N; }

@@ -213,6 +213,7 @@ fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOp
     for sub in ["upper", "work"] {
         fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
     }
+    crate::timing::mark("start: dirs");
     let mut cfg = InitConfig {
         lowers: image.layers(),
         upper: dir.join("upper"),
@@ -243,6 +244,7 @@ fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOp
         None
     };
     let pipes = SyncPipes::new()?;
+    crate::timing::mark("start: config");
     if opts.detach {
         let (pid, monitor, starter) = fork_monitor(store, id, cfg, pipes, console)?;
         Ok((pid, monitor, starter, None))

@@ -39,7 +39,9 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     // Everything below is mounted *after* pivot_root and after the host's tree is gone, so
     // that no path (a symlink in the image such as /etc -> /root/.ssh, a volume target)
     // can resolve to anything on the host.
+    crate::timing::mark("init: overlay");
     pivot(merged)?;
+    crate::timing::mark("init: pivot");
 
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("/proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
@@ -47,11 +49,14 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     // without the host's submounts such as /sys/fs/cgroup.
     let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
     mount_fs("/sys", "sysfs", sys_flags, None, "read-only /sys")?;
+    crate::timing::mark("init: proc sys");
     make_dev()?;
+    crate::timing::mark("init: dev");
     for (inside, text) in &cfg.etc_files {
         bind_file(inside, text)?;
     }
     super::mounts::apply(&cfg.mounts, volumes)?;
+    crate::timing::mark("init: etc");
     if !cfg.security.privileged {
         crate::security::paths::apply()?;
     }
