@@ -554,3 +554,28 @@ fn rm_f_racing_a_starting_run_leaves_no_rule_behind() {
     }
     sim.finish();
 }
+
+#[test]
+fn init_failing_while_the_network_is_wired_reports_its_own_error_and_leaves_nothing() {
+    let sim = SimHost::new("initfail");
+    sim.image("busybox");
+    let dir = sim.tmp.join("vol");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The volume target lies under a file: init fails making it, long before `run` has
+    // published the port and releases it (the go byte then meets a closed pipe).
+    let spec = format!("{}:/bin/busybox/x", dir.display());
+    for detach in [false, true] {
+        let mut args = vec!["run", "--rm", "-p", "8080:80", "-v", &spec];
+        if detach {
+            args.insert(1, "-d");
+        }
+        args.extend(["busybox", "true"]);
+        let o = sim.dockling(&args);
+        assert_eq!(o.code(), Some(125), "{o}");
+        assert_eq!(o.stderr_lines().len(), 1, "one line: {o}");
+        assert!(o.stderr.contains("in the container"), "init's own reason, not a broken pipe: {o}");
+        let gone = wait_until(WAIT, || sim.dockling_ok(&["ps", "-aq"]).trim().is_empty() && rules_mentioning_port(&sim.iptables_save(), 8080).is_empty());
+        assert!(gone, "a failed run must leave no container and no rule: {}\n{}", sim.dockling_ok(&["ps", "-a"]), sim.iptables_save());
+    }
+    sim.finish();
+}

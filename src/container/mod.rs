@@ -179,7 +179,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     }
     // The container's terminal arrives once its /dev is ready (or not at all if init failed).
     let master = console.map(|sock| tty::receive_master(&sock));
-    starter.release()?;
+    // If init failed while preparing the root (and is gone), the go byte meets a closed
+    // pipe: its own message, read next, says what went wrong.
+    let released = starter.release();
     if !opts.detach {
         forward_signals(pid);
     }
@@ -189,6 +191,14 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
             let _ = finish(store, &id, status.or(Some(code)));
         }
         return Err(error::exit(code, message));
+    }
+    if let Err(e) = released {
+        // Gone without a word (killed from outside before it started).
+        if !opts.detach {
+            let status = wait_child(pid);
+            let _ = finish(store, &id, status);
+        }
+        return Err(e);
     }
     if opts.detach {
         println!("{id}");
