@@ -21,6 +21,8 @@ fn run_example(sim: &SimHost, script: &str) -> Out {
         .env("WORLD", WORLD_IP);
     let o = run_cmd(cmd, SCRIPT_TIMEOUT);
     assert!(o.ok(), "examples/{script} failed:\n{o}\n{}", sim.dump());
+    // Switched-off veths of removed containers go with their netns a moment later.
+    sim.settle();
     let after = sim.snapshot();
     for (what, b, a) in [
         ("containers", &before.containers, &after.containers),

@@ -1007,6 +1007,20 @@ exec {py} -c {reaper}
             .collect()
     }
 
+    /// Waits (bounded) until the kernel has dismantled the netns of every container that
+    /// ended: dockling switches such a host veth off and leaves its removal to the kernel,
+    /// which takes some milliseconds; a snapshot taken meanwhile would see it go later.
+    pub fn settle(&self) {
+        wait_until(WAIT, || {
+            let o = self.sh("ip -o link show");
+            !o.stdout.lines().any(|l| {
+                let name = l.split(": ").nth(1).unwrap_or("");
+                let flags = l.split(['<', '>']).nth(1).unwrap_or("");
+                name.starts_with("veth") && !flags.split(',').any(|f| f == "UP")
+            })
+        });
+    }
+
     /// Snapshot for "nothing was created" assertions.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -1022,6 +1036,7 @@ exec {py} -c {reaper}
     /// stderr, nothing on stdout, and nothing created or changed (containers,
     /// links, netns names, iptables rules, directories under the temp dir).
     pub fn assert_rejected(&self, args: &[&str], what: &str) {
+        self.settle();
         let before = self.snapshot();
         let o = self.dockling(args);
         assert_eq!(o.code(), Some(125), "{what}: must exit 125\n{o}");
