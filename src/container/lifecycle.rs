@@ -66,6 +66,21 @@ fn undo(store: &Store, c: &mut crate::state::Container) -> Result<()> {
     Ok(())
 }
 
+/// A container whose `run` is still making its cgroups, directories and process is
+/// left to it until the process is recorded (bounded): tearing it down meanwhile would
+/// race with what `run` is still creating.
+fn wait_until_started(store: &Store, mut c: crate::state::Container) -> crate::state::Container {
+    let deadline = std::time::Instant::now() + MONITOR_GRACE;
+    while c.starting() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match store.load(&c.id) {
+            Ok(fresh) => c = fresh,
+            Err(_) => break,
+        }
+    }
+    c
+}
+
 /// Waits (bounded) for the process that watches the container to finish its work.
 pub fn wait_for_monitor(store: &Store, id: &str) {
     let Ok(c) = store.load(id) else { return };
@@ -82,7 +97,7 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
 /// Stops a container: `signal`, wait `timeout`, then SIGKILL. Returns when it is
 /// stopped and cleaned up.
 fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
-    let c = store.resolve(key)?;
+    let c = wait_until_started(store, store.resolve(key)?);
     let me = std::process::id() as i32;
     if let Some(start) = liveness::start_time(me) {
         store.update(&c.id, |c| {
@@ -132,7 +147,7 @@ pub fn stop_many(store: &Store, keys: &[String], timeout_secs: u64) -> Result<i3
 
 pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
     each(keys, |key| {
-        let c = store.resolve(key)?;
+        let c = wait_until_started(store, store.resolve(key)?);
         // (A container whose process is gone but whose monitor is still recording the
         // exit is not refused: `settle` waits for the monitor.)
         if c.process_alive() {

@@ -75,6 +75,9 @@ pub struct Container {
     pub stopper: Option<(i32, u64)>,
     /// True once everything run set up on the host has been undone.
     pub cleaned: bool,
+    /// The `run` that made the record (pid, start time), until it recorded the process.
+    #[serde(default)]
+    pub creator: Option<(i32, u64)>,
 }
 
 /// What the kernel says about a container, whatever the record says.
@@ -97,6 +100,11 @@ impl Container {
             (Some(pid), Some(start)) => liveness::same_process(pid, start),
             _ => false,
         }
+    }
+
+    /// Still being set up by a live `run` (no process recorded yet).
+    pub fn starting(&self) -> bool {
+        self.pid.is_none() && self.status == Status::Created && self.creator.is_some_and(|(pid, start)| liveness::same_process(pid, start))
     }
 
     pub fn monitor_alive(&self) -> bool {
