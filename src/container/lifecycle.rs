@@ -98,10 +98,9 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
 /// stopped and cleaned up.
 fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     let c = wait_until_started(store, store.resolve(key)?);
-    let me = std::process::id() as i32;
-    if let Some(start) = liveness::start_time(me) {
+    if let Some(me) = liveness::this_process() {
         store.update(&c.id, |c| {
-            c.stopper = Some((me, start));
+            c.stopper = Some(me);
             Ok(())
         })?;
     }

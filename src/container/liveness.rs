@@ -3,6 +3,12 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+/// This process as (pid, start time): how records name a `run`, `stop` or `rm` at work.
+pub fn this_process() -> Option<(i32, u64)> {
+    let me = std::process::id() as i32;
+    start_time(me).map(|start| (me, start))
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -327,7 +327,7 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         oom_killed: false,
         stopper: None,
         cleaned: false,
-        creator: liveness::start_time(std::process::id() as i32).map(|start| (std::process::id() as i32, start)),
+        creator: liveness::this_process(),
     };
     fs::create_dir_all(store.container_dir(&id)).context("creating the container directory")?;
     store.save(&c)?;
