@@ -488,6 +488,32 @@ fn rm_flag_leaves_nothing() {
     sim.finish();
 }
 
+/// `--rm` and `rm` take the directory away at once (renamed into the root's trash/) and a
+/// background process deletes it; a trash entry left by a deleter that was killed is
+/// swept by the next one.
+#[test]
+fn removed_containers_directories_are_deleted_in_the_background() {
+    let sim = SimHost::new("trash");
+    sim.image("busybox");
+    let containers = |sim: &SimHost| fs::read_dir(sim.root.join("containers")).unwrap().count();
+    let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", "mkdir /data && for i in $(seq 300); do echo $i > /data/f$i; done"]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(containers(&sim), 0, "the --rm container's directory is still under containers/");
+    assert!(wait_until(WAIT, || sim.trash().is_empty()), "trash not emptied: {:?}", sim.trash());
+
+    // What a killed deleter would leave: the next removal sweeps it.
+    let left = sim.root.join("trash/0123abcd/upper/data");
+    fs::create_dir_all(&left).unwrap();
+    fs::write(left.join("f"), "x").unwrap();
+    let name = sim.cname("gone");
+    sim.run_d(&["--name", &name, "busybox", "sleep", "100"]);
+    let o = sim.dockling(&["rm", "-f", &name]);
+    assert!(o.ok(), "{o}");
+    assert_eq!(containers(&sim), 0, "the removed container's directory is still under containers/");
+    assert!(wait_until(WAIT, || sim.trash().is_empty()), "trash not emptied: {:?}", sim.trash());
+    sim.finish();
+}
+
 #[test]
 fn env_and_workdir_take_effect() {
     let sim = SimHost::new("envwd");

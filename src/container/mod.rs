@@ -269,7 +269,7 @@ fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOp
 fn abandon(store: &Store, id: &str) {
     if lifecycle::cleanup(store, id).is_ok() {
         let _names = store.lock_names();
-        let _ = store.remove_dir(id);
+        let _ = store.remove_dir_now(id);
     }
 }
 

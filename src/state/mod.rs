@@ -1,12 +1,14 @@
 //! Where dockling keeps things, and the container records.
 //!
 //! Layout under the root (default `/var/lib/dockling`):
-//! `images/` (image store), `containers/<id>/` (record, upper and work dirs, logs).
+//! `images/` (image store), `containers/<id>/` (record, upper and work dirs, logs),
+//! `trash/` (removed containers' directories while a background process deletes them).
 //! Runtime state (network leases, locks) lives in `/run/dockling`, or `<root>/run` when
 //! `--root` is given, so a reboot forgets what the kernel forgot too.
 
 mod container;
 mod lock;
+mod trash;
 
 pub use container::{Container, Liveness, NetworkRecord, Status};
 pub use lock::FileLock;
@@ -39,7 +41,7 @@ impl Store {
             }
             None => (PathBuf::from(DEFAULT_ROOT), PathBuf::from(DEFAULT_RUN)),
         };
-        for dir in [root.join("containers"), root.join("images"), run.clone()] {
+        for dir in [root.join("containers"), root.join("images"), root.join("trash"), run.clone()] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         // Like Docker's 0710: other users must not reach a container's upper dir or an
@@ -136,10 +138,16 @@ impl Store {
         }
     }
 
-    /// Removes everything a container keeps on disk.
+    /// Removes everything a container keeps on disk: gone from every listing at once,
+    /// deleted from the disk in the background (see `trash`).
     pub fn remove_dir(&self, id: &str) -> Result<()> {
-        let dir = self.container_dir(id);
-        remove_tree(&dir)
+        trash::discard(&self.root, &self.container_dir(id))
+    }
+
+    /// Removes a container's directory before returning (a `run` that never started its
+    /// container leaves nothing behind, not even in the trash).
+    pub fn remove_dir_now(&self, id: &str) -> Result<()> {
+        remove_tree(&self.container_dir(id))
     }
 }
 

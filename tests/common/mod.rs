@@ -1010,15 +1010,25 @@ exec {py} -c {reaper}
     /// Waits (bounded) until the kernel has dismantled the netns of every container that
     /// ended: dockling switches such a host veth off and leaves its removal to the kernel,
     /// which takes some milliseconds; a snapshot taken meanwhile would see it go later.
+    /// Likewise removed containers' directories, which a background process deletes
+    /// from the root's trash/.
     pub fn settle(&self) {
         wait_until(WAIT, || {
             let o = self.sh("ip -o link show");
-            !o.stdout.lines().any(|l| {
+            let veths = o.stdout.lines().any(|l| {
                 let name = l.split(": ").nth(1).unwrap_or("");
                 let flags = l.split(['<', '>']).nth(1).unwrap_or("");
                 name.starts_with("veth") && !flags.split(',').any(|f| f == "UP")
-            })
+            });
+            !veths && self.trash().is_empty()
         });
+    }
+
+    /// What is in the root's trash/ (removed containers' directories not yet deleted).
+    pub fn trash(&self) -> Vec<String> {
+        fs::read_dir(self.root.join("trash"))
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
     }
 
     /// Snapshot for "nothing was created" assertions.
@@ -1164,6 +1174,9 @@ exec {py} -c {reaper}
             }
             for (p, a) in self.processes() {
                 why.push_str(&format!("process left: {p} {a}\n"));
+            }
+            for t in self.trash() {
+                why.push_str(&format!("removed container's directory not deleted: trash/{t}\n"));
             }
             why.is_empty()
         });
