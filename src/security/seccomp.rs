@@ -74,7 +74,9 @@ const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
 
-/// Syscall numbers at or above this are the x32 ABI on x86_64: refused, as Docker does.
+/// Syscall numbers at or above this are the x32 ABI on x86_64: treated as another
+/// architecture (the process is killed, as libseccomp does), except -1, which tracers use
+/// to skip a call.
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
@@ -175,7 +177,12 @@ fn program() -> Result<Vec<libc::sock_filter>> {
         op(LD_W_ABS, NR),
     ];
     #[cfg(target_arch = "x86_64")]
-    code.push(jump(JGE_K, X32_SYSCALL_BIT, Target::Label(Label::Deny), Target::Next));
+    {
+        let at = code.len();
+        code.push(jump(JGE_K, X32_SYSCALL_BIT, Target::At(at + 1), Target::At(at + 3)));
+        code.push(jump(JEQ_K, u32::MAX, Target::Label(Label::Allow), Target::Next));
+        code.push(op(RET_K, libc::SECCOMP_RET_KILL_PROCESS));
+    }
     search(&rules(), &mut code);
     let check_new_user = code.len();
     code.push(op(LD_W_ABS, ARG0_LOW));
@@ -277,7 +284,9 @@ mod tests {
         }
         assert_eq!(run(&prog, AUDIT_ARCH ^ 1, libc::SYS_getpid as u32, 0), libc::SECCOMP_RET_KILL_PROCESS, "another architecture");
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | libc::SYS_getpid as u32, 0), eperm, "x32 ABI");
+        assert_eq!(run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | libc::SYS_getpid as u32, 0), libc::SECCOMP_RET_KILL_PROCESS, "x32 ABI");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(run(&prog, AUDIT_ARCH, u32::MAX, 0), libc::SECCOMP_RET_ALLOW, "-1 (a tracer skipping a call)");
         assert!(prog.len() < 160, "{} instructions", prog.len());
     }
 }

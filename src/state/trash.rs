@@ -19,12 +19,15 @@ use super::remove_tree;
 /// Makes `dir` disappear now and its contents soon. Falls back to removing in place
 /// when it cannot be moved (or no process can be started to delete it).
 pub fn discard(root: &Path, dir: &Path) -> Result<()> {
-    let trash = root.join("trash"); // made by Store::open
+    let trash = root.join("trash");
+    // Store::open makes it; a root from before trash/ existed, opened by a monitor's
+    // exit handler, may not have it yet.
+    let _ = fs::create_dir(&trash);
     let Some(name) = dir.file_name() else { return remove_tree(dir) };
     let target = trash.join(name);
     match fs::rename(dir, &target) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound && fs::symlink_metadata(dir).is_err() => return Ok(()),
         Err(_) => return remove_tree(dir),
     }
     if !spawn_deleter(&trash) {
@@ -34,22 +37,36 @@ pub fn discard(root: &Path, dir: &Path) -> Result<()> {
 }
 
 /// Forks a process that empties the trash and exits; nobody waits for it (it is
-/// reparented to init). It starts a session of its own (no terminal signals), holds no
-/// descriptor of ours (a lock or a caller's pipe would otherwise stay held while it
-/// works) and restores default signal handling.
+/// reparented to init when we exit). Signals stay blocked across the fork, so none of our
+/// handlers (`run` forwards SIGINT to its container) ever runs in the child; the child
+/// starts a session of its own and ignores terminal signals (a closing terminal must not
+/// stop it half-way), holds no descriptor of ours (a lock
+/// or a caller's pipe would otherwise stay held while it works) and leaves the caller's
+/// working directory.
+///
+/// The child only makes system calls and allocates; glibc's malloc stays usable after
+/// fork even if other threads existed, though every caller is single-threaded here.
 fn spawn_deleter(trash: &Path) -> bool {
     let trash: PathBuf = trash.to_path_buf();
-    // SAFETY: the child only makes system calls and allocates (glibc's malloc is usable
-    // after fork), then leaves with _exit, running no destructors or atexit handlers.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { .. }) => true,
+    let all = nix::sys::signal::SigSet::all();
+    let mut old = nix::sys::signal::SigSet::empty();
+    if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).is_err() {
+        return false;
+    }
+    // SAFETY: see above; the child leaves with _exit, running no destructors or atexit
+    // handlers of ours.
+    let forked = unsafe { nix::unistd::fork() };
+    match forked {
         Ok(nix::unistd::ForkResult::Child) => {
             detach();
             sweep(&trash);
             // SAFETY: ends this process at once.
             unsafe { libc::_exit(0) }
         }
-        Err(_) => false,
+        Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_) => {
+            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+            forked.is_ok()
+        }
     }
 }
 
@@ -57,24 +74,42 @@ fn detach() {
     // SAFETY: plain system calls on our own process.
     unsafe {
         libc::setsid();
-        for sig in 1..32 {
+        // A terminal's SIGHUP or Ctrl-C may have reached our old process group while
+        // signals were blocked: ignoring them drops what is pending.
+        let ignored = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+        for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::signal(sig, if ignored.contains(&sig) { libc::SIG_IGN } else { libc::SIG_DFL });
             }
         }
+        let none: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::chdir(c"/".as_ptr());
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         for fd in 0..3 {
             if null >= 0 {
                 libc::dup2(null, fd);
+            } else {
+                libc::close(fd);
             }
         }
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            // Kernels before 5.9 (or a filter) refuse close_range: close one by one.
+            let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+                n if n > 0 => n.min(1 << 20) as i32,
+                _ => 1024,
+            };
+            for fd in 3..max {
+                libc::close(fd);
+            }
+        }
     }
 }
 
-/// Deletes every entry of the trash. Two deleters may meet on one entry; whichever
-/// loses stops there, and what it leaves is swept by the other or by the next one.
-pub fn sweep(trash: &Path) {
+/// Empties the trash. Deleters take turns (a lock on trash/ itself), so two never delete
+/// the same tree at once; each one empties all of it, a killed one's leftovers included.
+fn sweep(trash: &Path) {
+    let Ok(_turn) = super::FileLock::exclusive_dir(trash) else { return };
     let Ok(entries) = fs::read_dir(trash) else { return };
     for entry in entries.flatten() {
         let _ = fs::remove_dir_all(entry.path());
