@@ -514,6 +514,43 @@ fn removed_containers_directories_are_deleted_in_the_background() {
     sim.finish();
 }
 
+/// Names are claimed in `<root>/names/` (a hard link to the holder's first record per
+/// name, no reading of every record):
+/// taken names conflict, a root without the index gets it rebuilt from its records, a
+/// stale link (its container gone) is taken over, and `rm` gives the name back.
+#[test]
+fn container_names_are_claimed_and_released_through_the_index() {
+    let sim = SimHost::new("names");
+    sim.image("busybox");
+    let name = sim.cname("web");
+    sim.run_d(&["--name", &name, "busybox", "sleep", "100"]);
+    let link = sim.root.join("names").join(&name);
+    assert!(fs::read_to_string(&link).map(|t| t.contains(&name)).unwrap_or(false), "no link for the name");
+    let conflict = |sim: &SimHost, why: &str| {
+        let o = sim.dockling(&["run", "--name", &name, "busybox", "true"]);
+        assert_eq!(o.code(), Some(125), "{why}: {o}");
+        assert!(o.stderr.contains("is already in use"), "{why}: {o}");
+    };
+    conflict(&sim, "taken name");
+    // A root from before the index: rebuilt from the records on the next run.
+    fs::remove_dir_all(sim.root.join("names")).unwrap();
+    conflict(&sim, "index rebuilt");
+    assert!(fs::symlink_metadata(&link).is_ok(), "index not rebuilt");
+    // A stale link (the record of a container that is gone) does not hold its name.
+    let ghost = sim.cname("ghost");
+    let stale = fs::read_to_string(&link).unwrap().replace(&name, &ghost).replacen("\"id\": \"", "\"id\": \"0", 1);
+    fs::write(sim.root.join("names").join(&ghost), stale).unwrap();
+    let o = sim.dockling(&["run", "--rm", "--name", &ghost, "busybox", "true"]);
+    assert!(o.ok(), "{o}");
+    assert!(fs::symlink_metadata(sim.root.join("names").join(&ghost)).is_err(), "--rm left its name");
+    let o = sim.dockling(&["rm", "-f", &name]);
+    assert!(o.ok(), "{o}");
+    assert!(fs::symlink_metadata(&link).is_err(), "rm left the name");
+    let o = sim.dockling(&["run", "--rm", "--name", &name, "busybox", "true"]);
+    assert!(o.ok(), "name not reusable after rm: {o}");
+    sim.finish();
+}
+
 #[test]
 fn env_and_workdir_take_effect() {
     let sim = SimHost::new("envwd");

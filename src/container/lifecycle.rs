@@ -36,7 +36,7 @@ pub fn finish(store: &Store, id: &str, code: Option<i32>) -> Result<()> {
     if c.auto_remove && undone.is_ok() {
         drop(lock);
         let _names = store.lock_names()?;
-        return store.remove_dir(id);
+        return store.remove_dir(id, &c.name);
     }
     store.save(&c)?;
     undone
@@ -164,7 +164,7 @@ pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
             settle(store, &c.id, None)?;
         }
         let _names = store.lock_names()?;
-        store.remove_dir(&c.id)?;
+        store.remove_dir(&c.id, &c.name)?;
         println!("{key}");
         Ok(())
     })

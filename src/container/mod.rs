@@ -269,35 +269,31 @@ fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOp
 fn abandon(store: &Store, id: &str) {
     if lifecycle::cleanup(store, id).is_ok() {
         let _names = store.lock_names();
-        let _ = store.remove_dir_now(id);
+        if let Ok(c) = store.load(id) {
+            let _ = store.remove_dir_now(id, &c.name);
+        }
     }
+}
+
+fn name_conflict(name: &str, other: &str) -> anyhow::Error {
+    error::user(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
 }
 
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
     let _names = store.lock_names()?;
-    let existing = store.list()?;
     let id = state::new_id()?;
-    let name = match &opts.name {
-        Some(n) => {
-            if let Some(other) = existing.iter().find(|c| &c.name == n) {
-                return Err(error::user(format!(
-                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                    other.id
-                )));
-            }
-            n.clone()
-        }
-        None => (0..)
-            .map(|i| names::generate(&id, i))
-            .find(|n| !existing.iter().any(|c| &c.name == n))
-            .unwrap_or_else(|| id[..12].to_string()),
-    };
+    let mut name = opts.name.clone().unwrap_or_else(|| names::generate(&id, 0));
+    if let Some(other) = opts.name.as_ref().map(|n| state::names::holder_of(store, n)).transpose()?.flatten() {
+        return Err(name_conflict(&name, &other));
+    }
     let mut env = env;
     let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     env.insert(0, format!("HOSTNAME={hostname}"));
     let c = Container {
         id: id.clone(),
-        name,
+        name: name.clone(),
         image: opts.image.clone(),
         image_id: image_id.to_string(),
         command: opts.command.clone(),
@@ -329,9 +325,27 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         cleaned: false,
         creator: liveness::this_process(),
     };
-    fs::create_dir_all(store.container_dir(&id)).context("creating the container directory")?;
-    store.save(&c)?;
-    Ok(c)
+    fs::create_dir(store.container_dir(&id)).context("creating the container directory")?;
+    // The name is claimed in the names index (one link, not a read of every record); a
+    // generated name that is taken is replaced by the next candidate.
+    let claimed = (|| -> Result<Container> {
+        let mut c = c;
+        let mut attempt = 0;
+        loop {
+            store.save(&c)?;
+            let Some(other) = state::names::claim(store, &name, &id)? else { return Ok(c) };
+            attempt += 1;
+            if opts.name.is_some() || attempt > 100 {
+                return Err(name_conflict(&name, &other));
+            }
+            name = if attempt < 100 { names::generate(&id, attempt) } else { id[..12].to_string() };
+            c.name = name.clone();
+        }
+    })();
+    if claimed.is_err() {
+        let _ = state::remove_tree(&store.container_dir(&id));
+    }
+    claimed
 }
 
 /// Docker's environment: PATH and HOME defaults, then `-e K=V` (or `-e K` from ours).

@@ -2,12 +2,14 @@
 //!
 //! Layout under the root (default `/var/lib/dockling`):
 //! `images/` (image store), `containers/<id>/` (record, upper and work dirs, logs),
-//! `trash/` (removed containers' directories while a background process deletes them).
+//! `names/` (each name a link to its container's id), `trash/` (removed containers'
+//! directories while a background process deletes them).
 //! Runtime state (network leases, locks) lives in `/run/dockling`, or `<root>/run` when
 //! `--root` is given, so a reboot forgets what the kernel forgot too.
 
 mod container;
 mod lock;
+pub mod names;
 mod trash;
 
 pub use container::{Container, Liveness, NetworkRecord, Status};
@@ -41,7 +43,7 @@ impl Store {
             }
             None => (PathBuf::from(DEFAULT_ROOT), PathBuf::from(DEFAULT_RUN)),
         };
-        for dir in [root.join("containers"), root.join("images"), root.join("trash"), run.clone()] {
+        for dir in [root.join("containers"), root.join("images"), root.join("names"), root.join("trash"), run.clone()] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         // Like Docker's 0710: other users must not reach a container's upper dir or an
@@ -140,13 +142,16 @@ impl Store {
 
     /// Removes everything a container keeps on disk: gone from every listing at once,
     /// deleted from the disk in the background (see `trash`).
-    pub fn remove_dir(&self, id: &str) -> Result<()> {
+    /// Its name is given up first. The caller holds the names lock.
+    pub fn remove_dir(&self, id: &str, name: &str) -> Result<()> {
+        names::release(self, name, id)?;
         trash::discard(&self.root, &self.container_dir(id))
     }
 
     /// Removes a container's directory before returning (a `run` that never started its
     /// container leaves nothing behind, not even in the trash).
-    pub fn remove_dir_now(&self, id: &str) -> Result<()> {
+    pub fn remove_dir_now(&self, id: &str, name: &str) -> Result<()> {
+        names::release(self, name, id)?;
         remove_tree(&self.container_dir(id))
     }
 }

@@ -1175,6 +1175,11 @@ exec {py} -c {reaper}
             for (p, a) in self.processes() {
                 why.push_str(&format!("process left: {p} {a}\n"));
             }
+            for n in fs::read_dir(self.root.join("names")).map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).unwrap_or_default() {
+                if n != ".built" {
+                    why.push_str(&format!("name still claimed: names/{}\n", n.to_string_lossy()));
+                }
+            }
             for t in self.trash() {
                 why.push_str(&format!("removed container's directory not deleted: trash/{t}\n"));
             }
