@@ -121,7 +121,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     let (pid, monitor, mut starter, console) = match started {
         Ok(v) => v,
         Err(e) => {
-            abandon(store, &id);
+            abandon(store, &id, &c.name);
             return Err(e);
         }
     };
@@ -170,7 +170,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         } else {
             lifecycle::wait_for_monitor(store, &id);
         }
-        abandon(store, &id);
+        abandon(store, &id, &c.name);
         // If init failed on its own, its message says more than what we tripped over.
         if let Some((code, message)) = starter.wait_exec() {
             return Err(error::exit(code, message));
@@ -266,12 +266,10 @@ fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOp
 
 /// A `run` that failed before its container ran: undo what it made; the record goes
 /// only if everything was undone (otherwise `rm -f` can still finish the job).
-fn abandon(store: &Store, id: &str) {
+fn abandon(store: &Store, id: &str, name: &str) {
     if lifecycle::cleanup(store, id).is_ok() {
         let _names = store.lock_names();
-        if let Ok(c) = store.load(id) {
-            let _ = store.remove_dir_now(id, &c.name);
-        }
+        let _ = store.remove_dir_now(id, name);
     }
 }
 
@@ -284,16 +282,17 @@ fn name_conflict(name: &str, other: &str) -> anyhow::Error {
 fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
     let _names = store.lock_names()?;
     let id = state::new_id()?;
-    let mut name = opts.name.clone().unwrap_or_else(|| names::generate(&id, 0));
-    if let Some(other) = opts.name.as_ref().map(|n| state::names::holder_of(store, n)).transpose()?.flatten() {
-        return Err(name_conflict(&name, &other));
+    if let Some(name) = &opts.name {
+        if let Some(other) = state::names::holder_of(store, name)? {
+            return Err(name_conflict(name, &other));
+        }
     }
     let mut env = env;
     let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     env.insert(0, format!("HOSTNAME={hostname}"));
-    let c = Container {
+    let mut c = Container {
         id: id.clone(),
-        name: name.clone(),
+        name: opts.name.clone().unwrap_or_else(|| names::generate(&id, 0)),
         image: opts.image.clone(),
         image_id: image_id.to_string(),
         command: opts.command.clone(),
@@ -326,26 +325,26 @@ fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<Stri
         creator: liveness::this_process(),
     };
     fs::create_dir(store.container_dir(&id)).context("creating the container directory")?;
-    // The name is claimed in the names index (one link, not a read of every record); a
-    // generated name that is taken is replaced by the next candidate.
-    let claimed = (|| -> Result<Container> {
-        let mut c = c;
-        let mut attempt = 0;
-        loop {
-            store.save(&c)?;
-            let Some(other) = state::names::claim(store, &name, &id)? else { return Ok(c) };
-            attempt += 1;
-            if opts.name.is_some() || attempt > 100 {
-                return Err(name_conflict(&name, &other));
-            }
-            name = if attempt < 100 { names::generate(&id, attempt) } else { id[..12].to_string() };
-            c.name = name.clone();
-        }
-    })();
-    if claimed.is_err() {
+    if let Err(e) = save_and_claim_name(store, &mut c, opts.name.is_none()) {
         let _ = state::remove_tree(&store.container_dir(&id));
+        return Err(e);
     }
-    claimed
+    Ok(c)
+}
+
+/// Saves the new record and claims its name in the names index (one link, not a read of
+/// every record). A generated name that is taken gives way to the next candidate.
+fn save_and_claim_name(store: &Store, c: &mut Container, generated: bool) -> Result<()> {
+    let fallback = c.id[..12].to_string();
+    let mut candidates = (1..100).map(|i| names::generate(&c.id, i)).chain([fallback]);
+    loop {
+        store.save(c)?;
+        let Some(other) = state::names::claim(store, &c.name, &c.id)? else { return Ok(()) };
+        match candidates.next() {
+            Some(next) if generated => c.name = next,
+            _ => return Err(name_conflict(&c.name, &other)),
+        }
+    }
 }
 
 /// Docker's environment: PATH and HOME defaults, then `-e K=V` (or `-e K` from ours).

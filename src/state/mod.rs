@@ -2,7 +2,7 @@
 //!
 //! Layout under the root (default `/var/lib/dockling`):
 //! `images/` (image store), `containers/<id>/` (record, upper and work dirs, logs),
-//! `names/` (each name a link to its container's id), `trash/` (removed containers'
+//! `names/` (each name a hard link to its holder's first record), `trash/` (removed containers'
 //! directories while a background process deletes them).
 //! Runtime state (network leases, locks) lives in `/run/dockling`, or `<root>/run` when
 //! `--root` is given, so a reboot forgets what the kernel forgot too.

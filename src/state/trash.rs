@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
@@ -20,15 +20,20 @@ use super::remove_tree;
 /// when it cannot be moved (or no process can be started to delete it).
 pub fn discard(root: &Path, dir: &Path) -> Result<()> {
     let trash = root.join("trash");
-    // Store::open makes it; a root from before trash/ existed, opened by a monitor's
-    // exit handler, may not have it yet.
-    let _ = fs::create_dir(&trash);
     let Some(name) = dir.file_name() else { return remove_tree(dir) };
     let target = trash.join(name);
-    match fs::rename(dir, &target) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound && fs::symlink_metadata(dir).is_err() => return Ok(()),
-        Err(_) => return remove_tree(dir),
+    let mut moved = fs::rename(dir, &target);
+    if matches!(&moved, Err(e) if e.kind() == ErrorKind::NotFound) {
+        if fs::symlink_metadata(dir).is_err() {
+            return Ok(()); // already gone
+        }
+        // Store::open makes trash/; a root from before it existed, opened by a monitor's
+        // exit handler (Store::at), may not have it yet.
+        let _ = fs::create_dir(&trash);
+        moved = fs::rename(dir, &target);
+    }
+    if moved.is_err() {
+        return remove_tree(dir);
     }
     if !spawn_deleter(&trash) {
         return remove_tree(&target);
@@ -47,7 +52,6 @@ pub fn discard(root: &Path, dir: &Path) -> Result<()> {
 /// The child only makes system calls and allocates; glibc's malloc stays usable after
 /// fork even if other threads existed, though every caller is single-threaded here.
 fn spawn_deleter(trash: &Path) -> bool {
-    let trash: PathBuf = trash.to_path_buf();
     let all = nix::sys::signal::SigSet::all();
     let mut old = nix::sys::signal::SigSet::empty();
     if nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).is_err() {
@@ -59,7 +63,7 @@ fn spawn_deleter(trash: &Path) -> bool {
     match forked {
         Ok(nix::unistd::ForkResult::Child) => {
             detach();
-            sweep(&trash);
+            sweep(trash);
             // SAFETY: ends this process at once.
             unsafe { libc::_exit(0) }
         }

@@ -462,6 +462,11 @@ pub fn normalize_rules(rules: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names in a directory (none if it is missing).
+pub fn entries(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+}
+
 /// Recursively list directories (relative paths) under `root`, not following symlinks.
 pub fn list_dirs(root: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -1026,9 +1031,7 @@ exec {py} -c {reaper}
 
     /// What is in the root's trash/ (removed containers' directories not yet deleted).
     pub fn trash(&self) -> Vec<String> {
-        fs::read_dir(self.root.join("trash"))
-            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default()
+        entries(&self.root.join("trash"))
     }
 
     /// Snapshot for "nothing was created" assertions.
@@ -1175,10 +1178,8 @@ exec {py} -c {reaper}
             for (p, a) in self.processes() {
                 why.push_str(&format!("process left: {p} {a}\n"));
             }
-            for n in fs::read_dir(self.root.join("names")).map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).unwrap_or_default() {
-                if n != ".built" {
-                    why.push_str(&format!("name still claimed: names/{}\n", n.to_string_lossy()));
-                }
+            for n in entries(&self.root.join("names")).into_iter().filter(|n| n != ".built") {
+                why.push_str(&format!("name still claimed: names/{n}\n"));
             }
             for t in self.trash() {
                 why.push_str(&format!("removed container's directory not deleted: trash/{t}\n"));
