@@ -18,7 +18,8 @@ fn main() {
     // A caller that ignores SIGCHLD would have our children (a container, its monitor's
     // child) reaped behind our back, and their exit codes lost; the monitor inherits this.
     // SAFETY: restoring the default disposition installs no handler.
-    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigDfl) };
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigDfl) };
     // The monitor's exit handler skips clap: it runs once per detached container.
     let args: Vec<std::ffi::OsString> = std::env::args_os().take(7).collect();
     if args.get(1).is_some_and(|a| a == "_monitor-exit") {

@@ -32,7 +32,8 @@ fn run_example(sim: &SimHost, script: &str) -> Out {
         assert_eq!(b, a, "examples/{script} left {what} behind\n{o}");
     }
     // Rules and user chains (an iptables listing also makes empty tables appear).
-    let rules = |r: &[String]| r.iter().filter(|l| l.starts_with("-A") || l.ends_with(" -")).cloned().collect::<Vec<_>>();
+    let rules =
+        |r: &[String]| r.iter().filter(|l| l.starts_with("-A") || l.ends_with(" -")).cloned().collect::<Vec<_>>();
     assert_eq!(rules(&before.rules), rules(&after.rules), "examples/{script} left iptables rules behind\n{o}");
     o
 }
@@ -50,7 +51,8 @@ fn expect(o: &Out, stdout: &[&str], stderr: &[&str]) {
 
 /// The first number on the line of `text` that contains `marker` (a counter column).
 fn counter_on_line(text: &str, marker: &str, column: usize) -> u64 {
-    let line = text.lines().find(|l| l.contains(marker)).unwrap_or_else(|| panic!("no line with {marker:?} in:\n{text}"));
+    let line =
+        text.lines().find(|l| l.contains(marker)).unwrap_or_else(|| panic!("no line with {marker:?} in:\n{text}"));
     line.split_whitespace().nth(column).and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no counter in {line:?}"))
 }
 
@@ -70,10 +72,16 @@ fn example_01_isolation() {
             "the host's mount table has no trace of the container's root",
             "isolation demo done",
         ],
-        &["unshare --pid --mount --uts --ipc --net --fork", "mount -t overlay overlay -o lowerdir=", "pivot_root . .", "hostname demo-box"],
+        &[
+            "unshare --pid --mount --uts --ipc --net --fork",
+            "mount -t overlay overlay -o lowerdir=",
+            "pivot_root . .",
+            "hostname demo-box",
+        ],
     );
     for ns in ["pid", "uts", "mnt", "ipc", "net"] {
-        let row = o.stdout.lines().find(|l| l.starts_with(&format!("{ns} "))).unwrap_or_else(|| panic!("no {ns} row\n{o}"));
+        let row =
+            o.stdout.lines().find(|l| l.starts_with(&format!("{ns} "))).unwrap_or_else(|| panic!("no {ns} row\n{o}"));
         assert!(row.ends_with("private"), "the container's {ns} namespace must be its own: {row}");
     }
     sim.finish();
@@ -134,9 +142,15 @@ fn example_03_egress() {
         ],
     );
     assert!(o.stdout.contains("$ cat /proc/sys/net/ipv4/ip_forward\n1\n"), "ip_forward must be on\n{o}");
-    assert!(counter_on_line(&o.stdout, "!dockling0", 0) > 0, "the MASQUERADE rule must have counted the connections\n{o}");
+    assert!(
+        counter_on_line(&o.stdout, "!dockling0", 0) > 0,
+        "the MASQUERADE rule must have counted the connections\n{o}"
+    );
     let served = server.stop().stdout;
-    assert!(served.contains(&format!("served {HOST_IP}")), "the world server must have served the host's address:\n{served}");
+    assert!(
+        served.contains(&format!("served {HOST_IP}")),
+        "the world server must have served the host's address:\n{served}"
+    );
     assert!(!served.contains(&format!("served {SUBNET_PREFIX}")), "a container address reached the world:\n{served}");
     sim.finish();
 }
@@ -162,7 +176,10 @@ fn example_04_publish() {
             &format!("{HOST_IP} - - "),
         ],
     );
-    assert!(counter_on_line(&o.stdout, "demo-web    nat", 3) >= 2, "inspect --rules must count the two connections\n{o}");
+    assert!(
+        counter_on_line(&o.stdout, "demo-web    nat", 3) >= 2,
+        "inspect --rules must count the two connections\n{o}"
+    );
     sim.finish();
 }
 

@@ -22,13 +22,29 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
     sim.image("busybox");
     let name = "web";
     let out = sim.dockling(&[
-        "--explain", "run", "-d", "--name", name, "-p", "8080:80", "busybox",
-        "sh", "-c", "mkdir -p /www && echo real > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www",
+        "--explain",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo real > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www",
     ]);
     assert!(out.ok(), "run --explain failed:\n{out}");
     sim.wait_http(true, &format!("http://{HOST_IP}:8080/"), "real");
     let transcript = out.stderr.clone();
-    for expected in ["ip link add dockling0 type bridge", "type veth peer name eth0 netns web", "iptables -t nat -A DOCKLING-DNAT", "sysctl -w net.ipv4.ip_forward=1", "mount -t overlay", "(nearest equivalent)"] {
+    for expected in [
+        "ip link add dockling0 type bridge",
+        "type veth peer name eth0 netns web",
+        "iptables -t nat -A DOCKLING-DNAT",
+        "sysctl -w net.ipv4.ip_forward=1",
+        "mount -t overlay",
+        "(nearest equivalent)",
+    ] {
         assert!(transcript.contains(expected), "transcript lacks {expected:?}:\n{transcript}");
     }
     let lines = network_lines(&transcript);
@@ -52,7 +68,11 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
     let got = poll("netns to world", WAIT, || {
         let fetch = format!("import urllib.request; print(urllib.request.urlopen('http://{WORLD_IP}:9000/', timeout=3).read().decode())");
         let o = replay.sh(&format!("ip netns exec {name} {} -c {}", python(), shq(&fetch)));
-        if o.ok() { Ok(o.stdout) } else { Err(o.to_string()) }
+        if o.ok() {
+            Ok(o.stdout)
+        } else {
+            Err(o.to_string())
+        }
     });
     assert!(got.contains(&format!("peer={HOST_IP}")), "the world saw {got:?}, expected the host's address");
 }
@@ -61,7 +81,16 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
 fn inspect_shows_namespaces_veth_addresses_and_rule_counters() {
     let sim = SimHost::new("inspect");
     sim.image("busybox");
-    sim.run_d(&["--name", "web", "-p", "8080:80", "busybox", "sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www"]);
+    sim.run_d(&[
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello > /www/index.html && exec /usr/sbin/httpd -f -p 80 -h /www",
+    ]);
     let ip = sim.ip_of("web");
     sim.wait_http(false, &format!("http://{ip}:80/"), "hello");
     let j = sim.inspect("web");
@@ -69,7 +98,11 @@ fn inspect_shows_namespaces_veth_addresses_and_rule_counters() {
     assert!(pid > 0, "no pid in inspect");
     // Namespaces are the kernel's: the same inodes /proc shows for the process.
     let nss = j.get("Namespaces").as_array().unwrap_or_default();
-    let net = nss.iter().find(|n| n.get("Type").as_str() == Some("net")).map(|n| n.get("Inode").as_str().unwrap_or_default().to_string()).unwrap_or_default();
+    let net = nss
+        .iter()
+        .find(|n| n.get("Type").as_str() == Some("net"))
+        .map(|n| n.get("Inode").as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
     let real = sim.sh_ok(&format!("readlink /proc/{pid}/ns/net"));
     assert_eq!(net, real.trim(), "net namespace inode");
     assert!(nss.len() >= 5, "pid, mnt, uts, ipc, net at least: {nss:?}");
@@ -85,8 +118,15 @@ fn inspect_shows_namespaces_veth_addresses_and_rule_counters() {
     // The DNAT counter rises when the port is used.
     let count = |sim: &SimHost| -> u64 {
         let out = sim.dockling_ok(&["inspect", "--rules", "web"]);
-        let row = out.lines().find(|l| l.contains("DNAT") && l.contains("8080")).unwrap_or_else(|| panic!("no DNAT rule listed:\n{out}")).to_string();
-        row.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no packet count in {row:?}"))
+        let row = out
+            .lines()
+            .find(|l| l.contains("DNAT") && l.contains("8080"))
+            .unwrap_or_else(|| panic!("no DNAT rule listed:\n{out}"))
+            .to_string();
+        row.split_whitespace()
+            .nth(3)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {row:?}"))
     };
     let before = count(&sim);
     sim.wait_http(true, &format!("http://{HOST_IP}:8080/"), "hello");

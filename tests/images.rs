@@ -257,7 +257,11 @@ fn start_registry_with(sim: &SimHost, extra: &str) -> Registry {
     poll("the registry to answer on 127.0.0.1:5000", WAIT, || {
         // 200, or 401 with a token challenge when auth is on
         let o = sim.sh(&format!("curl -s -o /dev/null -w '%{{http_code}}' http://{REGISTRY}/v2/"));
-        if o.ok() && matches!(o.stdout.trim(), "200" | "401") { Ok(()) } else { Err(o.to_string()) }
+        if o.ok() && matches!(o.stdout.trim(), "200" | "401") {
+            Ok(())
+        } else {
+            Err(o.to_string())
+        }
     });
     Registry { _proc: proc, data }
 }
@@ -311,7 +315,8 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     push(&sim, &sim.tmp.join("app.tar"), "test/app:v1");
 
     let mut multi = Oci::default();
-    let mine = multi.image(&[(bb.clone(), Comp::Zstd)], json!({ "Entrypoint": ["echo", "this is"], "Cmd": [arch()] }), None);
+    let mine =
+        multi.image(&[(bb.clone(), Comp::Zstd)], json!({ "Entrypoint": ["echo", "this is"], "Cmd": [arch()] }), None);
     let other = multi.image(&[(bb.clone(), Comp::Gzip)], json!({ "Cmd": ["echo", "WRONG PLATFORM"] }), None);
     let decoy = if arch() == "arm64" { "amd64" } else { "arm64" };
     let list = multi.list(&[(other, decoy), (mine, arch())]);
@@ -333,7 +338,20 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     let image = format!("{REGISTRY}/test/app:v1");
     let o = sim.dockling(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(o.stdout, "hello from registry in /tmp\n", "{o}");
-    let o = sim.dockling(&["run", "--rm", "--network", "none", "-e", "GREETING=flag", "-w", "/etc", &image, "sh", "-c", "echo $GREETING $(pwd) $PATH"]);
+    let o = sim.dockling(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "GREETING=flag",
+        "-w",
+        "/etc",
+        &image,
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $PATH",
+    ]);
     assert_eq!(o.stdout, "flag /etc /bin:/usr/bin\n", "{o}");
 
     // -P publishes ExposedPorts on a free host port
@@ -341,7 +359,10 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     sim.run_d(&["--name", &name, "-P", &image, "sleep", "1000"]);
     let ports = sim.inspect(&name).path("NetworkSettings.Ports").clone();
     let host_port = ports.get("8080/tcp").idx(0).get("HostPort").as_str().map(String::from);
-    assert!(host_port.as_deref().is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0)), "-P must publish 8080/tcp: {ports:?}");
+    assert!(
+        host_port.as_deref().is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0)),
+        "-P must publish 8080/tcp: {ports:?}"
+    );
     sim.dockling_ok(&["rm", "-f", &name]);
 
     // a registry that is not on the loopback is HTTPS unless --insecure
@@ -386,7 +407,11 @@ fn pull_from_a_registry_run_and_round_trip_save_load() {
     for (name, before) in [(&image, &before_app), (&multi_ref, &before_multi)] {
         let after = inspect_image(&sim, name);
         assert_eq!(after.get("Id").as_str(), before.get("Id").as_str(), "{name}: image id changed by save/load");
-        assert_eq!(after.path("Manifest.Digest").as_str(), before.path("Manifest.Digest").as_str(), "{name}: manifest digest changed");
+        assert_eq!(
+            after.path("Manifest.Digest").as_str(),
+            before.path("Manifest.Digest").as_str(),
+            "{name}: manifest digest changed"
+        );
         assert_eq!(after.path("RootFS.Layers"), before.path("RootFS.Layers"), "{name}: layers changed");
     }
     let o = sim.dockling(&["run", "--rm", "--network", "none", &image]);
@@ -590,7 +615,9 @@ fn hostile_layers_are_refused() {
         assert_eq!(store_listing(&sim), before, "{what}: the store changed\n{o}");
     }
     // nothing escaped anywhere near the store
-    for p in [sim.tmp.join("evil"), sim.root.join("evil"), sim.root.join("images/evil"), sim.root.join("images/tmp/evil")] {
+    for p in
+        [sim.tmp.join("evil"), sim.root.join("evil"), sim.root.join("images/evil"), sim.root.join("images/tmp/evil")]
+    {
         assert!(!p.exists(), "{} was created", p.display());
     }
     assert!(!Path::new("/etc/evil").exists());
@@ -622,7 +649,8 @@ fn import_config_rmi_prune_and_legacy_docker_save() {
     assert_eq!(id.len(), 64, "import prints the image id\n{o}");
     let o = sim.dockling(&["run", "--rm", "--network", "none", "conf:v1"]);
     assert_eq!(o.stdout, "default imported as 4242\n", "{o}");
-    let o = sim.dockling(&["run", "--rm", "--network", "none", "--user", "0", "conf:v1", "echo override $MSG as $(id -u)"]);
+    let o =
+        sim.dockling(&["run", "--rm", "--network", "none", "--user", "0", "conf:v1", "echo override $MSG as $(id -u)"]);
     assert_eq!(o.stdout, "override imported as 0\n", "{o}");
     let o = sim.dockling(&["import", "-c", "FROM scratch", &src.to_string_lossy(), "x"]);
     assert_eq!(o.code(), Some(125), "{o}");
@@ -697,7 +725,9 @@ fn interrupted_downloads_resume() {
     sim.dockling_ok(&["pull", &image]);
     sim.dockling_ok(&["rmi", &image]);
     sim.dockling_ok(&["image", "prune"]);
-    for (what, prefix) in [("a good first half", gz[..gz.len() / 2].to_vec()), ("a bad first half", vec![0u8; gz.len() / 2])] {
+    for (what, prefix) in
+        [("a good first half", gz[..gz.len() / 2].to_vec()), ("a bad first half", vec![0u8; gz.len() / 2])]
+    {
         let partial = sim.root.join(format!("images/tmp/{hex}.partial"));
         fs::write(&partial, &prefix).unwrap();
         let o = sim.dockling(&["run", "--rm", "--network", "none", &image]);
@@ -778,7 +808,11 @@ fn pull_with_bearer_token_auth() {
     let _reg = start_registry_with(&sim, &auth);
     poll("the token server", WAIT, || {
         let o = sim.sh("curl -sf 'http://127.0.0.1:5001/token?service=dockling-test'");
-        if o.ok() { Ok(()) } else { Err(o.to_string()) }
+        if o.ok() {
+            Ok(())
+        } else {
+            Err(o.to_string())
+        }
     });
     let mut oci = Oci::default();
     let d = oci.image(&[(busybox_layer(), Comp::Gzip)], json!({ "Cmd": ["echo", "authorised"] }), None);

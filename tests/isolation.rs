@@ -71,11 +71,23 @@ fn dangerous_operations_fail_and_kernel_paths_are_protected() {
 fn cap_add_and_privileged_lift_the_limits() {
     let sim = SimHost::new("iso-caps");
     sim.image("busybox");
-    let o = run(&sim, &["--cap-add", "NET_ADMIN", "busybox", "sh", "-c", "ip link add v0 type veth peer name v1 && ip link show v0"]);
+    let o = run(
+        &sim,
+        &["--cap-add", "NET_ADMIN", "busybox", "sh", "-c", "ip link add v0 type veth peer name v1 && ip link show v0"],
+    );
     assert!(o.ok() && o.stdout.contains("v0"), "--cap-add NET_ADMIN should allow ip link add:\n{o}");
     let o = run(&sim, &["--cap-drop", "ALL", "--cap-add", "CHOWN", "busybox", "grep", "CapEff", "/proc/self/status"]);
     assert!(o.stdout.contains("0000000000000001"), "{o}");
-    let o = run(&sim, &["--privileged", "busybox", "sh", "-c", "grep -E 'CapEff|Seccomp:' /proc/self/status; mkdir -p /m && mount -t tmpfs none /m && echo mounted"]);
+    let o = run(
+        &sim,
+        &[
+            "--privileged",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -E 'CapEff|Seccomp:' /proc/self/status; mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+        ],
+    );
     assert!(o.ok() && o.stdout.contains("mounted"), "{o}");
     assert_eq!(status_field(&o.stdout, "Seccomp:"), "0", "{o}");
     assert_ne!(status_field(&o.stdout, "CapEff:"), DOCKER_DEFAULT_CAPS, "{o}");
@@ -104,7 +116,10 @@ fn pids_and_memory_limits_hold() {
     // A fork bomb stops at --pids-limit.
     let bomb = "i=0; while [ $i -lt 60 ]; do sleep 3 & i=$((i+1)); done; echo all-started";
     let limited = run(&sim, &["--pids-limit", "20", "busybox", "sh", "-c", bomb]);
-    assert!(!limited.stdout.contains("all-started") && limited.stderr.contains("can't fork"), "60 processes started despite --pids-limit 20:\n{limited}");
+    assert!(
+        !limited.stdout.contains("all-started") && limited.stderr.contains("can't fork"),
+        "60 processes started despite --pids-limit 20:\n{limited}"
+    );
     let free = run(&sim, &["busybox", "sh", "-c", bomb]);
     assert!(free.stdout.contains("all-started"), "without a limit the same loop should succeed:\n{free}");
     // A process over --memory is killed: exit 137 and OOMKilled in inspect.
@@ -137,7 +152,11 @@ fn user_read_only_volumes_and_tmpfs() {
     assert!(o.ok(), "{o}");
     assert!(!o.stdout.contains("root-writable"), "--read-only root accepted a write:\n{o}");
     assert!(o.stdout.contains("tmpfs-ok") && o.stdout.contains("volume-ok"), "{o}");
-    assert_eq!(std::fs::read_to_string(vol.join("out")).unwrap_or_default(), "hi\n", "the volume write reached the host");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("out")).unwrap_or_default(),
+        "hi\n",
+        "the volume write reached the host"
+    );
     let ro = format!("{}:/data:ro", vol.display());
     let o = run(&sim, &["-v", &ro, "busybox", "sh", "-c", "echo x > /data/out"]);
     assert!(!o.ok(), "a :ro volume accepted a write:\n{o}");
@@ -153,12 +172,20 @@ fn stats_and_cgroups_come_and_go_with_the_container() {
     sim.image("busybox");
     sim.run_d(&["--name", "st", "--memory", "32m", "--cpus", "0.5", "busybox", "sh", "-c", "sleep 60"]);
     let j = sim.inspect("st");
-    let dirs: Vec<String> = j.path("HostConfig.CgroupPaths").as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect()).unwrap_or_default();
+    let dirs: Vec<String> = j
+        .path("HostConfig.CgroupPaths")
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     assert!(!dirs.is_empty(), "no cgroup recorded");
     for d in &dirs {
         assert!(std::path::Path::new(d).exists(), "cgroup {d} missing while running");
     }
-    let limit_file = dirs.iter().map(|d| std::path::Path::new(d).join("memory.limit_in_bytes")).chain(dirs.iter().map(|d| std::path::Path::new(d).join("memory.max"))).find(|p| p.exists());
+    let limit_file = dirs
+        .iter()
+        .map(|d| std::path::Path::new(d).join("memory.limit_in_bytes"))
+        .chain(dirs.iter().map(|d| std::path::Path::new(d).join("memory.max")))
+        .find(|p| p.exists());
     let limit = limit_file.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
     assert_eq!(limit.trim(), (32u64 << 20).to_string());
     let o = sim.dockling_ok(&["stats", "--no-stream", "st"]);
@@ -175,11 +202,19 @@ fn caller_fds_do_not_leak_and_devices_are_restricted() {
     let sim = SimHost::new("iso-fds");
     sim.image("busybox");
     // A descriptor the caller holds (here the host's /) must not reach the container.
-    let cmd = format!("exec 7</ ; {} --root {} run --rm busybox sh -c 'ls /proc/self/fd/7/ && echo LEAKED; true'", bin(), shq(&sim.root.to_string_lossy()));
+    let cmd = format!(
+        "exec 7</ ; {} --root {} run --rm busybox sh -c 'ls /proc/self/fd/7/ && echo LEAKED; true'",
+        bin(),
+        shq(&sim.root.to_string_lossy())
+    );
     let o = sim.sh(&cmd);
     assert!(o.ok() && !o.stdout.contains("LEAKED"), "fd 7 reached the container:\n{o}");
     sim.run_d(&["--name", "fds", "busybox", "sleep", "60"]);
-    let o = sim.sh(&format!("exec 7</ ; {} --root {} exec fds sh -c 'ls /proc/self/fd/7/ && echo LEAKED; ls /proc/self/fd'", bin(), shq(&sim.root.to_string_lossy())));
+    let o = sim.sh(&format!(
+        "exec 7</ ; {} --root {} exec fds sh -c 'ls /proc/self/fd/7/ && echo LEAKED; ls /proc/self/fd'",
+        bin(),
+        shq(&sim.root.to_string_lossy())
+    ));
     assert!(o.ok() && !o.stdout.contains("LEAKED"), "fd 7 reached an exec'd process:\n{o}");
     // Creating a block device node is allowed, opening it is not (Docker's allowlist)...
     let probe = "mknod /lp b 7 0 && dd if=/lp of=/dev/null bs=512 count=1 && echo OPENED";
@@ -216,11 +251,27 @@ fn image_symlinks_never_lead_mounts_onto_the_host() {
     for target in ["/data/planted", "/srv/planted", "/opt/planted"] {
         let spec = format!("{}:{target}", vol.display());
         // Inside the container those links dangle: the run may fail, but only with one clear line.
-        let o = sim.dockling(&["run", "--rm", "-v", &spec, "evil", "/bin/sh", "-c", "echo inside > /etc/hosts.copy; true"]);
-        assert!(o.ok() || (o.code() == Some(125) && o.stderr_lines().len() == 1 && o.stderr.contains("in the container")), "{target}: {o}");
+        let o =
+            sim.dockling(&["run", "--rm", "-v", &spec, "evil", "/bin/sh", "-c", "echo inside > /etc/hosts.copy; true"]);
+        assert!(
+            o.ok() || (o.code() == Some(125) && o.stderr_lines().len() == 1 && o.stderr.contains("in the container")),
+            "{target}: {o}"
+        );
     }
-    let listing = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
-    assert!(listing(&host_etc).is_empty(), "files appeared in the host's directory through the image's /etc: {:?}", listing(&host_etc));
-    assert!(listing(&host_data).is_empty(), "a volume target followed the image's symlink onto the host: {:?}", listing(&host_data));
+    let listing = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(
+        listing(&host_etc).is_empty(),
+        "files appeared in the host's directory through the image's /etc: {:?}",
+        listing(&host_etc)
+    );
+    assert!(
+        listing(&host_data).is_empty(),
+        "a volume target followed the image's symlink onto the host: {:?}",
+        listing(&host_data)
+    );
     sim.finish();
 }

@@ -9,11 +9,7 @@ use std::time::Duration;
 
 /// Pids of the children of `pid` inside the simulated host.
 fn sim_children(sim: &SimHost, pid: u32) -> Vec<u32> {
-    sim.sh(&format!("ps -o pid= --ppid {pid}"))
-        .stdout
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    sim.sh(&format!("ps -o pid= --ppid {pid}")).stdout.split_whitespace().filter_map(|p| p.parse().ok()).collect()
 }
 
 /// Directories under `root` (depth <= 8) that look like an unpacked busybox image tree.
@@ -95,14 +91,8 @@ fn container_process_is_pid_1_and_sees_few_processes() {
     let o = sim.dockling(&["run", "--rm", "busybox", "ps"]);
     assert!(o.ok(), "{o}");
     let procs: Vec<&str> = o.stdout.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        !procs.is_empty() && procs.len() <= 3,
-        "ps inside the container must see only its own few processes\n{o}"
-    );
-    assert!(
-        procs.iter().any(|l| l.split_whitespace().next() == Some("1")),
-        "ps inside must show PID 1\n{o}"
-    );
+    assert!(!procs.is_empty() && procs.len() <= 3, "ps inside the container must see only its own few processes\n{o}");
+    assert!(procs.iter().any(|l| l.split_whitespace().next() == Some("1")), "ps inside must show PID 1\n{o}");
     assert!(!o.stdout.contains("python3"), "the sim host's processes must not be visible\n{o}");
     sim.finish();
 }
@@ -274,7 +264,11 @@ fn logs_tail_and_follow() {
     // end the container by itself: kill its sleep, so sh prints 'last' and exits
     let kids = poll("the container's sleep process", WAIT, || {
         let k = sim_children(&sim, pid);
-        if k.is_empty() { Err("no children yet".into()) } else { Ok(k) }
+        if k.is_empty() {
+            Err("no children yet".into())
+        } else {
+            Ok(k)
+        }
     });
     for k in kids {
         sim.sh_ok(&format!("kill {k}"));
@@ -340,7 +334,11 @@ fn detached_container_killed_from_outside_shows_exited() {
     sim.sh_ok(&format!("kill -9 {pid}"));
     let row = poll("ps -a to show the killed container as Exited (137)", WAIT, || {
         let r = sim.ps_row(&name).unwrap_or_default();
-        if r.contains("Exited (137)") { Ok(r) } else { Err(r) }
+        if r.contains("Exited (137)") {
+            Ok(r)
+        } else {
+            Err(r)
+        }
     });
     assert!(!row.contains("Up "), "{row}");
     let j = sim.inspect(&name);
@@ -363,7 +361,11 @@ fn monitor_and_container_both_killed_shows_exited_and_rm_cleans() {
     sim.sh_ok(&format!("kill -9 {mon}; kill -9 {pid} 2>/dev/null; true"));
     let row = poll("ps -a to show the container as Exited (not Up)", WAIT, || {
         let r = sim.ps_row(&name).unwrap_or_default();
-        if r.contains("Exited") && !r.contains("Up ") { Ok(r) } else { Err(r) }
+        if r.contains("Exited") && !r.contains("Up ") {
+            Ok(r)
+        } else {
+            Err(r)
+        }
     });
     assert!(row.contains("Exited"), "{row}");
     assert_eq!(sim.inspect(&name).path("State.Running").as_bool(), Some(false));
@@ -496,7 +498,14 @@ fn removed_containers_directories_are_deleted_in_the_background() {
     let sim = SimHost::new("trash");
     sim.image("busybox");
     let containers = |sim: &SimHost| fs::read_dir(sim.root.join("containers")).unwrap().count();
-    let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", "mkdir /data && for i in $(seq 300); do echo $i > /data/f$i; done"]);
+    let o = sim.dockling(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /data && for i in $(seq 300); do echo $i > /data/f$i; done",
+    ]);
     assert!(o.ok(), "{o}");
     assert_eq!(containers(&sim), 0, "the --rm container's directory is still under containers/");
     assert!(wait_until(WAIT, || sim.trash().is_empty()), "trash not emptied: {:?}", sim.trash());
@@ -612,7 +621,8 @@ fn log_entries(sim: &SimHost, name: &str) -> Vec<(String, String)> {
     text.lines()
         .map(|line| {
             assert!(line.starts_with("{\"log\":\""), "json-file entries start with the log field: {line}");
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad log line {line:?}: {e}"));
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("bad log line {line:?}: {e}"));
             let time = v["time"].as_str().unwrap_or_default();
             // 2026-11-27T20:00:00.123456789Z
             let shape_ok = time.len() == 30
@@ -643,38 +653,65 @@ fn detached_monitor_is_the_small_program_and_logs_like_docker() {
     let pid = sim.wait_running_pid(&name);
     let mpid = monitor_pid(&sim, &name);
     let exe = sim.sh_ok(&format!("readlink /proc/{mpid}/exe"));
-    assert!(exe.trim().ends_with("/dockling-monitor"), "a detached container's monitor runs dockling-monitor, not {exe:?}");
+    assert!(
+        exe.trim().ends_with("/dockling-monitor"),
+        "a detached container's monitor runs dockling-monitor, not {exe:?}"
+    );
     let parent = sim.sh_ok(&format!("ps -o ppid= -p {pid}"));
     assert_eq!(parent.trim(), mpid.to_string(), "the container is the monitor's child");
     // It holds its stdio on /dev/null, the log, and the container's two pipes: nothing else.
     let fds = sim.sh_ok(&format!("for f in /proc/{mpid}/fd/*; do readlink $f; done"));
     let mut kinds: Vec<String> = fds
         .lines()
-        .map(|l| if l.starts_with("pipe:") { "pipe".to_string() } else if l.ends_with("/container.log") { "log".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("pipe:") {
+                "pipe".to_string()
+            } else if l.ends_with("/container.log") {
+                "log".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["/dev/null", "/dev/null", "/dev/null", "log", "pipe", "pipe"], "the monitor's descriptors:\n{fds}");
+    assert_eq!(
+        kinds,
+        ["/dev/null", "/dev/null", "/dev/null", "log", "pipe", "pipe"],
+        "the monitor's descriptors:\n{fds}"
+    );
 
     let kids = poll("the container's sleep process", WAIT, || {
         let k = sim_children(&sim, pid);
-        if k.is_empty() { Err("no children yet".into()) } else { Ok(k) }
+        if k.is_empty() {
+            Err("no children yet".into())
+        } else {
+            Ok(k)
+        }
     });
     for k in kids {
         sim.sh_ok(&format!("kill {k}"));
     }
     // The exit handler (`dockling _monitor-exit`, exec'd by the monitor) recorded the code.
     assert_eq!(sim.wait_exited(&name), 3);
-    assert!(wait_until(WAIT, || !sim.sh(&format!("kill -0 {mpid}")).ok()), "the monitor must be gone once the container is");
+    assert!(
+        wait_until(WAIT, || !sim.sh(&format!("kill -0 {mpid}")).ok()),
+        "the monitor must be gone once the container is"
+    );
 
     let long = "a".repeat(40000);
     let o = sim.dockling(&["logs", &name]);
     assert!(o.ok(), "{o}");
-    assert_eq!(o.stdout, format!("tab\t\"quote\" back\\ \u{1} \u{FFFD} end\n{long}\ntail-no-newline"), "logs must give back stdout as written");
+    assert_eq!(
+        o.stdout,
+        format!("tab\t\"quote\" back\\ \u{1} \u{FFFD} end\n{long}\ntail-no-newline"),
+        "logs must give back stdout as written"
+    );
     // (then sh's own "Terminated" for the killed sleep)
     assert!(o.stderr.starts_with("e1\ne2\n"), "and stderr on stderr: {:?}", o.stderr);
 
     let entries = log_entries(&sim, &name);
-    let pieces: Vec<usize> = entries.iter().filter(|(s, l)| s == "stdout" && l.starts_with('a')).map(|(_, l)| l.len()).collect();
+    let pieces: Vec<usize> =
+        entries.iter().filter(|(s, l)| s == "stdout" && l.starts_with('a')).map(|(_, l)| l.len()).collect();
     assert_eq!(pieces, vec![16384, 16384, 7233], "a long line is logged in 16 KiB pieces, as Docker does");
     let stderr: Vec<&str> = entries.iter().filter(|(s, _)| s == "stderr").map(|(_, l)| l.as_str()).collect();
     assert_eq!(stderr[..2], ["e1\n", "e2\n"]);
@@ -692,7 +729,8 @@ fn without_the_small_monitor_the_fork_monitors_itself() {
     let d = lone.join("dockling");
     let name = sim.cname("f");
     let root = sim.root.display().to_string();
-    let id = sim.sh_ok(&format!("{} --root {root} run -d --name {name} busybox sh -c 'echo hello; sleep 1000'", d.display()));
+    let id = sim
+        .sh_ok(&format!("{} --root {root} run -d --name {name} busybox sh -c 'echo hello; sleep 1000'", d.display()));
     assert_eq!(id.trim().len(), 64, "{id}");
     sim.wait_running_pid(&name);
     let mpid = monitor_pid(&sim, &name);
@@ -700,7 +738,11 @@ fn without_the_small_monitor_the_fork_monitors_itself() {
     assert!(exe.trim().ends_with("/bin-alone/dockling"), "the forked dockling stays the monitor: {exe:?}");
     poll("logs", WAIT, || {
         let o = sim.dockling(&["logs", &name]);
-        if o.stdout == "hello\n" { Ok(()) } else { Err(o.to_string()) }
+        if o.stdout == "hello\n" {
+            Ok(())
+        } else {
+            Err(o.to_string())
+        }
     });
     sim.dockling_ok(&["stop", "-t", "1", &name]);
     assert_eq!(sim.inspect(&name).path("State.ExitCode").as_i64(), Some(137));
@@ -719,7 +761,11 @@ fn a_dead_container_counts_as_running_until_its_monitor_records_the_exit() {
     // yet), but its exit code is known only to the monitor.
     sim.sh_ok(&format!("kill -STOP {mpid}; kill -9 {pid}"));
     let state = sim.inspect(&name).get("State").clone();
-    assert_eq!(state.get("Status").as_str(), Some("running"), "no exit may be reported before the monitor records it: {state:?}");
+    assert_eq!(
+        state.get("Status").as_str(),
+        Some("running"),
+        "no exit may be reported before the monitor records it: {state:?}"
+    );
     let row = sim.ps_row(&name).unwrap_or_default();
     assert!(row.contains("Up "), "{row}");
     sim.sh_ok(&format!("kill -CONT {mpid}"));

@@ -83,10 +83,7 @@ fn assert_network_present(sim: &SimHost, name: &str, id: &str, ip: &str, port: u
     let ns = sim.netns_names();
     assert!(ns.contains(name), "expected netns name {name}; ip netns: {ns:?}");
     let rules = sim.iptables_save();
-    assert!(
-        rules.lines().any(|l| l.contains("DNAT") && mentions_ip(l, ip)),
-        "expected a DNAT rule to {ip}:\n{rules}"
-    );
+    assert!(rules.lines().any(|l| l.contains("DNAT") && mentions_ip(l, ip)), "expected a DNAT rule to {ip}:\n{rules}");
     assert!(!rules_mentioning_port(&rules, port).is_empty(), "expected rules for port {port}:\n{rules}");
     let gw = sim.inspect(name).path("NetworkSettings.Gateway").as_str().unwrap_or("").to_string();
     assert_eq!(gw, GATEWAY);
@@ -130,7 +127,11 @@ fn published_port_serves_world_and_host() {
     // the server saw the world's real address (in-kernel DNAT, no proxy)
     let logs = poll("http.server to log the world's request", WAIT, || {
         let o = sim.dockling(&["logs", &name]);
-        if o.stderr.contains(WORLD_IP) || o.stdout.contains(WORLD_IP) { Ok(o) } else { Err(o.to_string()) }
+        if o.stderr.contains(WORLD_IP) || o.stdout.contains(WORLD_IP) {
+            Ok(o)
+        } else {
+            Err(o.to_string())
+        }
     });
     assert!(logs.stderr.contains("GET / "), "{logs}");
 
@@ -271,7 +272,11 @@ fn cleanup_after_container_exits_by_itself() {
     let kids = poll("the container's sleep process", WAIT, || {
         let o = sim.sh(&format!("ps -o pid= --ppid {pid}"));
         let k: Vec<String> = o.stdout.split_whitespace().map(|s| s.to_string()).collect();
-        if k.is_empty() { Err(o.to_string()) } else { Ok(k) }
+        if k.is_empty() {
+            Err(o.to_string())
+        } else {
+            Ok(k)
+        }
     });
     sim.sh_ok(&format!("kill {}", kids.join(" ")));
     assert_eq!(sim.wait_exited(&name), 0);
@@ -327,7 +332,11 @@ fn bad_and_taken_ports_are_rejected() {
     ));
     poll("sim-host listener on 5001", WAIT, || {
         let o = sim.sh("ss -Htln 'sport = :5001'");
-        if o.stdout.contains(":5001") { Ok(()) } else { Err(o.to_string()) }
+        if o.stdout.contains(":5001") {
+            Ok(())
+        } else {
+            Err(o.to_string())
+        }
     });
     sim.assert_rejected(&["run", "-d", "-p", "5001:80", "busybox", "sleep", "1000"], "-p 5001 bound by a host process");
 
@@ -402,16 +411,7 @@ fn network_host_sees_host_interfaces() {
     assert!(sim.veths().is_empty(), "--network host must not create a veth");
     // and reaches the world from the host's own address
     let _server = start_world_peer_server(&sim, 7000);
-    let o = sim.dockling(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "busybox",
-        "sh",
-        "-c",
-        &http_get_cmd(WORLD_IP, 7000),
-    ]);
+    let o = sim.dockling(&["run", "--rm", "--network", "host", "busybox", "sh", "-c", &http_get_cmd(WORLD_IP, 7000)]);
     assert!(o.ok(), "{o}");
     assert_eq!(last_line(&o.stdout), format!("peer={HOST_IP}"), "{o}");
     sim.finish();
@@ -469,7 +469,10 @@ fn subnet_overlapping_a_host_route_is_refused_and_another_can_be_chosen() {
     assert_eq!(ip, "10.132.0.2", "the chosen subnet is used");
     sim.wait_http(false, &format!("http://{ip}:80/"), "other-subnet");
     // The subnet is fixed while in use: asking for another is an error, not ignored.
-    sim.assert_rejected(&["run", "-d", "--subnet", "10.133.0.0/24", "busybox", "sleep", "300"], "a different --subnet while one is in use");
+    sim.assert_rejected(
+        &["run", "-d", "--subnet", "10.133.0.0/24", "busybox", "sleep", "300"],
+        "a different --subnet while one is in use",
+    );
     sim.dockling_ok(&["rm", "-f", &name]);
     sim.sh_ok("ip route del 10.131.0.0/16");
     sim.finish();
@@ -507,7 +510,11 @@ fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
     let _holder = sim.spawn_host(&format!("exec ip netns exec {first} sleep 4321"));
     poll("the holder inside the netns", WAIT, || {
         let o = sim.sh(&format!("ip netns pids {first}"));
-        if o.stdout.split_whitespace().count() >= 2 { Ok(()) } else { Err(o.to_string()) }
+        if o.stdout.split_whitespace().count() >= 2 {
+            Ok(())
+        } else {
+            Err(o.to_string())
+        }
     });
     sim.dockling_ok(&["stop", "-t", "1", &first]);
     // The name and the rules are gone; the veth lives on with the netns, but switched off.
@@ -527,7 +534,11 @@ fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
 
     // When the holder leaves, the kernel removes the netns and the old veth with it.
     sim.kill_background();
-    assert!(wait_until(WAIT, || !sim.links().contains(&veth)), "the old veth must go with its netns: {:?}", sim.links());
+    assert!(
+        wait_until(WAIT, || !sim.links().contains(&veth)),
+        "the old veth must go with its netns: {:?}",
+        sim.links()
+    );
     sim.dockling_ok(&["rm", "-f", &second]);
     sim.dockling_ok(&["rm", &first]);
     sim.finish();
@@ -574,8 +585,16 @@ fn init_failing_while_the_network_is_wired_reports_its_own_error_and_leaves_noth
         assert_eq!(o.code(), Some(125), "{o}");
         assert_eq!(o.stderr_lines().len(), 1, "one line: {o}");
         assert!(o.stderr.contains("in the container"), "init's own reason, not a broken pipe: {o}");
-        let gone = wait_until(WAIT, || sim.dockling_ok(&["ps", "-aq"]).trim().is_empty() && rules_mentioning_port(&sim.iptables_save(), 8080).is_empty());
-        assert!(gone, "a failed run must leave no container and no rule: {}\n{}", sim.dockling_ok(&["ps", "-a"]), sim.iptables_save());
+        let gone = wait_until(WAIT, || {
+            sim.dockling_ok(&["ps", "-aq"]).trim().is_empty()
+                && rules_mentioning_port(&sim.iptables_save(), 8080).is_empty()
+        });
+        assert!(
+            gone,
+            "a failed run must leave no container and no rule: {}\n{}",
+            sim.dockling_ok(&["ps", "-a"]),
+            sim.iptables_save()
+        );
     }
     sim.finish();
 }

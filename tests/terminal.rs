@@ -56,7 +56,10 @@ fn drive(sim: &SimHost, args: &[&str]) -> Out {
 fn check_session(o: &Out) {
     assert_eq!(o.code(), Some(3), "exit code of the shell comes back:\n{o}");
     let line = |tag: &str| o.stdout.lines().find(|l| l.starts_with(tag)).unwrap_or_default().to_string();
-    assert!(line("A").contains("42") && line("A").contains("/dev/pts/0") && line("A").contains("33 101"), "tty, output and initial size:\n{o}");
+    assert!(
+        line("A").contains("42") && line("A").contains("/dev/pts/0") && line("A").contains("33 101"),
+        "tty, output and initial size:\n{o}"
+    );
     assert!(line("B").contains("40 120"), "window size follows SIGWINCH:\n{o}");
     assert!(line("C").contains("^C"), "Ctrl-C reaches the container and the shell survives:\n{o}");
 }
@@ -86,7 +89,17 @@ fn exec_runs_inside_every_namespace_with_the_environment() {
     let sim = SimHost::new("exec");
     sim.image("busybox");
     sim.run_d(&["--name", "box", "-h", "boxhost", "-e", "FOO=bar", "busybox", "sleep", "300"]);
-    let o = sim.dockling(&["exec", "-e", "EXTRA=1", "-w", "/tmp", "box", "sh", "-c", "echo $FOO $EXTRA $(hostname) $(pwd); ps -o pid,args | grep -c 'sleep 300'; exit 4"]);
+    let o = sim.dockling(&[
+        "exec",
+        "-e",
+        "EXTRA=1",
+        "-w",
+        "/tmp",
+        "box",
+        "sh",
+        "-c",
+        "echo $FOO $EXTRA $(hostname) $(pwd); ps -o pid,args | grep -c 'sleep 300'; exit 4",
+    ]);
     assert_eq!(o.code(), Some(4), "{o}");
     assert!(o.stdout.contains("bar 1 boxhost /tmp"), "{o}");
     let o = sim.dockling(&["exec", "box", "nope"]);

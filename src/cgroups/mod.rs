@@ -33,7 +33,12 @@ impl Limits {
             return Err(error::user("Minimum memory limit allowed is 6MB"));
         }
         let cpus = cpus
-            .map(|c| c.parse::<f64>().ok().filter(|v| *v > 0.0 && v.is_finite()).ok_or_else(|| error::user(format!("invalid --cpus value {c:?}"))))
+            .map(|c| {
+                c.parse::<f64>()
+                    .ok()
+                    .filter(|v| *v > 0.0 && v.is_finite())
+                    .ok_or_else(|| error::user(format!("invalid --cpus value {c:?}")))
+            })
             .transpose()?;
         if pids.is_some_and(|p| p == 0 || p < -1) {
             return Err(error::user("invalid --pids-limit: use a positive number or -1 for unlimited"));
@@ -85,8 +90,18 @@ fn write(path: &Path, value: &str, why: &str) -> Result<()> {
 /// Docker's default device allowlist: creating any node is fine (`m`), opening only the
 /// harmless ones (null, zero, full, random, urandom, tty, console, ptmx, pts, tun).
 const DEVICES_ALLOWED: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
 ];
 
 /// Creates the groups and writes the limits (and, unless privileged, the device allowlist).
@@ -103,14 +118,19 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
     for dir in dirs {
         explain::step(&format!("mkdir -p {}", dir.display()), "the container's own cgroup");
         fs::create_dir_all(dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
-        let controller = dir.parent().and_then(|p| p.parent()).and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+        let controller =
+            dir.parent().and_then(|p| p.parent()).and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
         if v2 {
             if let Some(m) = limits.memory {
                 write(&dir.join("memory.max"), &m.to_string(), "memory limit")?;
                 let _ = fs::write(dir.join("memory.swap.max"), "0");
             }
             if let Some(c) = limits.cpus {
-                write(&dir.join("cpu.max"), &format!("{} 100000", (c * 100000.0) as u64), "CPU limit: quota per 100 ms period")?;
+                write(
+                    &dir.join("cpu.max"),
+                    &format!("{} 100000", (c * 100000.0) as u64),
+                    "CPU limit: quota per 100 ms period",
+                )?;
             }
             if let Some(p) = limits.pids {
                 write(&dir.join("pids.max"), &p.to_string(), "process limit")?;
@@ -130,7 +150,11 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
             "cpu" => {
                 if let Some(c) = limits.cpus {
                     write(&dir.join("cpu.cfs_period_us"), "100000", "CPU accounting period (100 ms)")?;
-                    write(&dir.join("cpu.cfs_quota_us"), &((c * 100000.0) as u64).to_string(), "CPU limit: quota per period")?;
+                    write(
+                        &dir.join("cpu.cfs_quota_us"),
+                        &((c * 100000.0) as u64).to_string(),
+                        "CPU limit: quota per period",
+                    )?;
                 }
             }
             "pids" => {
@@ -142,10 +166,14 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
                 write(&dir.join("devices.deny"), "a", "no device may be opened...")?;
                 // One open, one write per rule (the file takes one rule per write).
                 let path = dir.join("devices.allow");
-                let mut allow = fs::OpenOptions::new().write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+                let mut allow = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
                 for rule in DEVICES_ALLOWED {
                     explain::step(&format!("echo '{rule}' > {}", path.display()), "...but these harmless ones");
-                    std::io::Write::write_all(&mut allow, rule.as_bytes()).with_context(|| format!("writing {rule} to {}", path.display()))?;
+                    std::io::Write::write_all(&mut allow, rule.as_bytes())
+                        .with_context(|| format!("writing {rule} to {}", path.display()))?;
                 }
             }
             _ => {}

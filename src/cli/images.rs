@@ -31,7 +31,13 @@ pub fn list(store: &Store, quiet: bool, no_trunc: bool) -> Result<()> {
             img.names.iter().map(|n| image::split_name(n)).collect()
         };
         for (repo, tag) in names {
-            rows.push(vec![repo, tag, id(img), format!("{} ago", humanize::since(img.created)), humanize::size(img.size)]);
+            rows.push(vec![
+                repo,
+                tag,
+                id(img),
+                format!("{} ago", humanize::since(img.created)),
+                humanize::size(img.size),
+            ]);
         }
     }
     table::print(&rows);

@@ -37,7 +37,14 @@ pub fn rules(store: &Store, keys: &[String]) -> Result<i32> {
     for key in keys {
         let c = store.resolve(key)?;
         for rule in crate::network::firewall::owned_rules_with_counters(&c.id[..12])? {
-            rows.push(vec![c.name.clone(), rule.table, rule.chain, rule.packets.to_string(), rule.bytes.to_string(), rule.spec]);
+            rows.push(vec![
+                c.name.clone(),
+                rule.table,
+                rule.chain,
+                rule.packets.to_string(),
+                rule.bytes.to_string(),
+                rule.spec,
+            ]);
         }
     }
     super::table::print(&rows);

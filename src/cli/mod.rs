@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and dispatch to the commands.
 
+pub mod humanize;
 mod images;
 mod inspect;
 mod logs;
@@ -7,7 +8,6 @@ mod ps;
 mod stats;
 mod table;
 mod template;
-pub mod humanize;
 
 use std::path::PathBuf;
 
@@ -19,7 +19,11 @@ use crate::network::{self, NetworkMode};
 use crate::state::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "dockling", version, about = "A small, real container runtime that shows how Docker builds a container")]
+#[command(
+    name = "dockling",
+    version,
+    about = "A small, real container runtime that shows how Docker builds a container"
+)]
 pub struct Cli {
     /// Where dockling keeps images, containers and runtime state.
     #[arg(long, global = true, env = "DOCKLING_ROOT")]
@@ -320,7 +324,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                     args.user,
                     args.read_only,
                 )?,
-                limits: crate::cgroups::Limits::from_flags(args.memory.as_deref(), args.cpus.as_deref(), args.pids_limit)?,
+                limits: crate::cgroups::Limits::from_flags(
+                    args.memory.as_deref(),
+                    args.cpus.as_deref(),
+                    args.pids_limit,
+                )?,
                 mounts: container::mounts::parse(&args.volume, &args.tmpfs)?,
                 image: args.image,
                 command: args.command,
@@ -364,11 +372,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container::reconcile_all(&store);
             network::show(&store).map(|_| 0)
         }
-        Command::Exec { interactive, tty, env, workdir, container: name, command } => container::exec(
-            &store,
-            &name,
-            container::ExecOptions { interactive, tty, env, workdir, command },
-        ),
+        Command::Exec { interactive, tty, env, workdir, container: name, command } => {
+            container::exec(&store, &name, container::ExecOptions { interactive, tty, env, workdir, command })
+        }
         Command::Stats { no_stream, containers } => stats::stats(&store, &containers, no_stream).map(|_| 0),
     }
 }

@@ -8,7 +8,8 @@ use crate::state::{Liveness, Store};
 pub fn ps(store: &Store, all: bool, quiet: bool, no_trunc: bool) -> Result<()> {
     let mut containers = store.list()?;
     containers.reverse(); // newest first, as Docker
-    let mut rows = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from).to_vec()];
     for c in containers {
         crate::container::reconcile(store, &c);
         let live = c.liveness();
@@ -27,11 +28,9 @@ pub fn ps(store: &Store, all: bool, quiet: bool, no_trunc: bool) -> Result<()> {
         let status = match live {
             Liveness::Created => "Created".to_string(),
             Liveness::Running => format!("Up {}", humanize::since(c.started_at.unwrap_or(c.created))),
-            Liveness::Exited(code) => format!(
-                "Exited ({}) {} ago",
-                code.unwrap_or(255),
-                humanize::since(c.finished_at.unwrap_or(c.created))
-            ),
+            Liveness::Exited(code) => {
+                format!("Exited ({}) {} ago", code.unwrap_or(255), humanize::since(c.finished_at.unwrap_or(c.created)))
+            }
         };
         let ports = if live == Liveness::Running {
             c.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")

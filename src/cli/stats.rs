@@ -25,7 +25,8 @@ pub fn stats(store: &Store, keys: &[String], no_stream: bool) -> Result<()> {
     }
     loop {
         std::thread::sleep(Duration::from_millis(if no_stream { 500 } else { 1000 }));
-        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].map(String::from).to_vec()];
         for c in pick(store)? {
             let u = cgroups::usage(&c.cgroups);
             let now = Instant::now();
@@ -58,7 +59,11 @@ pub fn stats(store: &Store, keys: &[String], no_stream: bool) -> Result<()> {
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())))
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            })
+        })
         .flatten()
         .map(|kb| kb * 1024)
         .unwrap_or(0)

@@ -11,7 +11,9 @@ pub fn render(template: &str, value: &Value) -> Result<String> {
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find("}}").ok_or_else(|| error::user(format!("template: unclosed action in {template:?}")))?;
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| error::user(format!("template: unclosed action in {template:?}")))?;
         let action = rest[start + 2..start + end].trim();
         out.push_str(&eval(action, value)?);
         rest = &rest[start + end + 2..];
@@ -25,7 +27,8 @@ fn eval(action: &str, value: &Value) -> Result<String> {
         Some(p) => (true, p.trim()),
         None => (false, action),
     };
-    let path = path.strip_prefix('.').ok_or_else(|| error::user(format!("template: unsupported action {{{{{action}}}}}")))?;
+    let path =
+        path.strip_prefix('.').ok_or_else(|| error::user(format!("template: unsupported action {{{{{action}}}}}")))?;
     let mut v = value;
     for key in path.split('.').filter(|k| !k.is_empty()) {
         v = v.get(key).ok_or_else(|| error::user(format!("template: can't evaluate field {key}")))?;
@@ -43,7 +46,8 @@ mod tests {
 
     #[test]
     fn paths() {
-        let v = serde_json::json!({"Name": "/web", "NetworkSettings": {"IPAddress": "10.131.0.2", "Ports": {"80/tcp": 1}}});
+        let v =
+            serde_json::json!({"Name": "/web", "NetworkSettings": {"IPAddress": "10.131.0.2", "Ports": {"80/tcp": 1}}});
         assert_eq!(render("{{.NetworkSettings.IPAddress}}", &v).unwrap(), "10.131.0.2");
         assert_eq!(render("ip={{ .NetworkSettings.IPAddress }} n={{.Name}}", &v).unwrap(), "ip=10.131.0.2 n=/web");
         assert_eq!(render("{{json .NetworkSettings.Ports}}", &v).unwrap(), "{\"80/tcp\":1}");

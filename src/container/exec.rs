@@ -11,8 +11,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
 use super::{forward_signals, init, liveness, tty, wait_child};
-use crate::{error, explain};
 use crate::state::Store;
+use crate::{error, explain};
 
 pub struct ExecOptions {
     pub interactive: bool,
@@ -31,7 +31,8 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(error::user("exec needs a command to run"));
     }
-    let _pin = liveness::pidfd(pid, start).ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
+    let _pin = liveness::pidfd(pid, start)
+        .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
     let mut env = c.env.clone();
     for kv in super::build_env(&opts.env)?.into_iter().skip(2) {
         let key = kv.split('=').next().unwrap_or_default().to_string();
@@ -70,18 +71,25 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     if !liveness::same_process(pid, start) {
         return Err(error::exit(1, format!("container {} is not running", c.short_id())));
     }
-    explain::approx(&format!("nsenter --target {pid} --all --wd={workdir} {}", opts.command.join(" ")), "enter every namespace of the container");
+    explain::approx(
+        &format!("nsenter --target {pid} --all --wd={workdir} {}", opts.command.join(" ")),
+        "enter every namespace of the container",
+    );
     for (file, flag) in namespaces {
         setns(file, flag).with_context(|| format!("entering the container's {flag:?} namespace"))?;
     }
     // After setns(mnt) our root and cwd are the container's.
     let master = if opts.tty {
-        let m = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).context("opening /dev/ptmx in the container")?;
+        let m = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .context("opening /dev/ptmx in the container")?;
         nix::pty::grantpt(&m)?;
         nix::pty::unlockpt(&m)?;
         let name = nix::pty::ptsname_r(&m)?;
         // SAFETY: we own the master fd and hand it to an OwnedFd exactly once.
-        Some((unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(m)) }, name))
+        Some((
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(m)) },
+            name,
+        ))
     } else {
         None
     };
@@ -113,7 +121,13 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
 }
 
 /// The forked child: stdio (terminal or not), then exec.
-fn child(opts: &ExecOptions, pts: Option<&str>, env: &mut [String], workdir: &str, security: &crate::security::Security) -> init::Failure {
+fn child(
+    opts: &ExecOptions,
+    pts: Option<&str>,
+    env: &mut [String],
+    workdir: &str,
+    security: &crate::security::Security,
+) -> init::Failure {
     let setup = || -> nix::Result<()> {
         if let Some(path) = pts {
             nix::unistd::setsid()?;
@@ -126,7 +140,8 @@ fn child(opts: &ExecOptions, pts: Option<&str>, env: &mut [String], workdir: &st
                 nix::unistd::dup2(slave, fd)?;
             }
         } else if !opts.interactive {
-            let null = nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+            let null =
+                nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
             nix::unistd::dup2(null, 0)?;
         }
         Ok(())

@@ -213,6 +213,10 @@ fn loopback_up() -> std::io::Result<()> {
         }
         let err = std::io::Error::last_os_error();
         libc::close(sock);
-        if rc < 0 { Err(err) } else { Ok(()) }
+        if rc < 0 {
+            Err(err)
+        } else {
+            Ok(())
+        }
     }
 }

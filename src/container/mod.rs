@@ -6,8 +6,8 @@ mod init;
 mod lifecycle;
 pub mod liveness;
 pub mod logfile;
-pub mod mounts;
 mod monitor;
+pub mod mounts;
 mod names;
 mod rootfs;
 mod spawn;
@@ -94,7 +94,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     }
     let workdir = opts.workdir.clone().unwrap_or_else(|| "/".into());
     if !workdir.starts_with('/') {
-        return Err(error::user(format!("the working directory '{workdir}' is invalid, it needs to be an absolute path")));
+        return Err(error::user(format!(
+            "the working directory '{workdir}' is invalid, it needs to be an absolute path"
+        )));
     }
     if let Some(h) = &opts.hostname {
         if h.is_empty() || h.len() > 64 || !h.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) {
@@ -104,7 +106,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
 
     // 2. The record, created under the names lock so two runs never share a name. A name
     // or port held by a container whose monitor died is freed by finishing its teardown.
-    let mut c = lifecycle::retry_after_reconcile(store, || create_record(store, &opts, &image.id, env.clone(), workdir.clone()))?;
+    let mut c = lifecycle::retry_after_reconcile(store, || {
+        create_record(store, &opts, &image.id, env.clone(), workdir.clone())
+    })?;
     let id = c.id.clone();
     crate::timing::mark("run: record");
     // (The lease and ports live in the network state under the container's id, and the
@@ -153,7 +157,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     if let Err(e) = setup {
         // Killed from outside during setup: report that, as the exit it is.
         if !opts.detach {
-            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) =
+                waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+            {
                 let code = exit_code_of(status);
                 let _ = finish(store, &id, code);
                 // Init may have died of its own failure and said why on the error pipe.
@@ -217,7 +223,12 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
 
 /// Step 3: init's configuration and the clone (still single-threaded here). Returns the
 /// container's pid, the pid of the process that waits for it, and the host side's handles.
-fn start(store: &Store, c: &Container, image: &crate::image::Image, opts: &RunOptions) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
+fn start(
+    store: &Store,
+    c: &Container,
+    image: &crate::image::Image,
+    opts: &RunOptions,
+) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
     let id = &c.id;
     let dir = store.container_dir(id);
     for sub in ["upper", "work"] {
@@ -279,7 +290,13 @@ fn name_conflict(name: &str, other: &str) -> anyhow::Error {
     ))
 }
 
-fn create_record(store: &Store, opts: &RunOptions, image_id: &str, env: Vec<String>, workdir: String) -> Result<Container> {
+fn create_record(
+    store: &Store,
+    opts: &RunOptions,
+    image_id: &str,
+    env: Vec<String>,
+    workdir: String,
+) -> Result<Container> {
     let _names = store.lock_names()?;
     let id = state::new_id()?;
     if let Some(name) = &opts.name {
@@ -368,7 +385,13 @@ fn build_env(args: &[String]) -> Result<Vec<String>> {
 }
 
 /// Forks the monitor, which clones the container as its own child; returns both pids.
-fn fork_monitor(store: &Store, id: &str, cfg: InitConfig, pipes: SyncPipes, console: Option<OwnedFd>) -> Result<(Pid, Pid, spawn::Starter)> {
+fn fork_monitor(
+    store: &Store,
+    id: &str,
+    cfg: InitConfig,
+    pipes: SyncPipes,
+    console: Option<OwnedFd>,
+) -> Result<(Pid, Pid, spawn::Starter)> {
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // The monitor writes its container's --explain lines to a saved copy of our stderr.
     let explain_fd = if crate::explain::enabled() { nix::unistd::dup(2).ok() } else { None };
@@ -438,4 +461,3 @@ fn wait_child(pid: Pid) -> Option<i32> {
         }
     }
 }
-

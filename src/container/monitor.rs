@@ -25,7 +25,14 @@ use super::{exit_code_of, finish};
 use crate::state::Store;
 
 /// Body of the forked monitor. Reports the container pid (or an error) on `report`.
-pub fn run(store: &Store, id: &str, mut cfg: InitConfig, pipes: SyncPipes, report: OwnedFd, console: Option<OwnedFd>) -> ! {
+pub fn run(
+    store: &Store,
+    id: &str,
+    mut cfg: InitConfig,
+    pipes: SyncPipes,
+    report: OwnedFd,
+    console: Option<OwnedFd>,
+) -> ! {
     let _ = nix::unistd::setsid();
     let log_path = store.container_dir(id).join("container.log");
     let started = (|| -> Result<(Pid, Vec<OwnedFd>, std::fs::File)> {
@@ -174,4 +181,3 @@ fn pump(fds: Vec<OwnedFd>, mut log: LogWriter) {
         }
     }
 }
-

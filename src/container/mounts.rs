@@ -23,10 +23,16 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
         let (source, target, mode) = match parts.as_slice() {
             [s, t] => (*s, *t, ""),
             [s, t, m] => (*s, *t, *m),
-            _ => return Err(error::user(format!("invalid volume specification: {v:?} (use HOST_PATH:CONTAINER_PATH[:ro])"))),
+            _ => {
+                return Err(error::user(format!(
+                    "invalid volume specification: {v:?} (use HOST_PATH:CONTAINER_PATH[:ro])"
+                )))
+            }
         };
         if !source.starts_with('/') {
-            return Err(error::user(format!("invalid volume {v:?}: the host path {source:?} must be absolute (named volumes are not supported)")));
+            return Err(error::user(format!(
+                "invalid volume {v:?}: the host path {source:?} must be absolute (named volumes are not supported)"
+            )));
         }
         if !Path::new(source).exists() {
             return Err(error::user(format!("invalid volume {v:?}: host path {source:?} does not exist")));
@@ -49,7 +55,9 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
 
 fn check_target(target: &str, spec: &str) -> Result<()> {
     if !target.starts_with('/') || target == "/" || target.split('/').any(|c| c == "..") {
-        return Err(error::user(format!("invalid mount {spec:?}: the container path {target:?} must be absolute, not / and without '..'")));
+        return Err(error::user(format!(
+            "invalid mount {spec:?}: the container path {target:?} must be absolute, not / and without '..'"
+        )));
     }
     Ok(())
 }
@@ -74,7 +82,8 @@ pub fn open_sources(mounts: &[Mount]) -> Result<Vec<Option<OwnedFd>>> {
                 // SAFETY: a NUL-terminated path; returns a new descriptor or -1.
                 let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
                 if fd < 0 {
-                    return Err(std::io::Error::last_os_error()).with_context(|| format!("opening {}", source.display()));
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("opening {}", source.display()));
                 }
                 // SAFETY: a fresh descriptor we own.
                 Ok(Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }))
@@ -106,14 +115,25 @@ pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
                         std::fs::write(dest, b"").with_context(|| in_container(dest))?;
                     }
                 }
-                explain::step(&format!("mount --rbind {} {target}", source.display()), "a volume: the host's directory inside the container");
+                explain::step(
+                    &format!("mount --rbind {} {target}", source.display()),
+                    "a volume: the host's directory inside the container",
+                );
                 let to = std::ffi::CString::new(target.as_bytes()).with_context(|| format!("bad path {target}"))?;
                 // SAFETY: a valid descriptor, an empty and a NUL-terminated path.
                 let rc = unsafe {
-                    libc::syscall(libc::SYS_move_mount, std::os::fd::AsRawFd::as_raw_fd(&fd), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+                    libc::syscall(
+                        libc::SYS_move_mount,
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        to.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    )
                 };
                 if rc != 0 {
-                    return Err(std::io::Error::last_os_error()).with_context(|| format!("binding {} to {target}", source.display()));
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("binding {} to {target}", source.display()));
                 }
                 if *read_only {
                     crate::security::paths::remount_read_only(dest)?;

@@ -18,13 +18,30 @@ pub fn validate(name: &str) -> Result<()> {
 }
 
 const LEFT: &[&str] = &[
-    "brave", "calm", "clever", "eager", "festive", "gentle", "happy", "jolly", "keen", "lucid",
-    "merry", "nifty", "quirky", "sharp", "tender", "vivid", "witty", "zen", "bold", "cool",
+    "brave", "calm", "clever", "eager", "festive", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nifty",
+    "quirky", "sharp", "tender", "vivid", "witty", "zen", "bold", "cool",
 ];
 const RIGHT: &[&str] = &[
-    "hopper", "turing", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "dijkstra",
-    "liskov", "hamilton", "shannon", "babbage", "curie", "noether", "kernighan", "pike",
-    "cerf", "lamport", "wirth", "backus",
+    "hopper",
+    "turing",
+    "lovelace",
+    "ritchie",
+    "thompson",
+    "torvalds",
+    "knuth",
+    "dijkstra",
+    "liskov",
+    "hamilton",
+    "shannon",
+    "babbage",
+    "curie",
+    "noether",
+    "kernighan",
+    "pike",
+    "cerf",
+    "lamport",
+    "wirth",
+    "backus",
 ];
 
 /// A Docker-like `adjective_scientist` name derived from random id bytes.

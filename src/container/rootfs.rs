@@ -61,7 +61,10 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
         crate::security::paths::apply()?;
     }
     if cfg.security.read_only {
-        explain::step("mount -o remount,bind,ro /", "--read-only: the root filesystem refuses writes (volumes and tmpfs stay writable)");
+        explain::step(
+            "mount -o remount,bind,ro /",
+            "--read-only: the root filesystem refuses writes (volumes and tmpfs stay writable)",
+        );
         crate::security::paths::remount_read_only(Path::new("/"))?;
     }
     Ok(())
@@ -80,7 +83,9 @@ fn mount_fs(dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &s
 fn make_dev() -> Result<()> {
     let dev = Path::new("/dev");
     mount_fs("/dev", "tmpfs", MsFlags::MS_NOSUID, Some("mode=755,size=65536k"), "a private /dev")?;
-    for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+    for (name, major, minor) in
+        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+    {
         let path = dev.join(name);
         mknod(&path, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor))
             .with_context(|| format!("mknod /dev/{name}"))?;
@@ -90,10 +95,34 @@ fn make_dev() -> Result<()> {
         "for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 /dev/$n c $a $b; done",
         "the device nodes a program expects",
     );
-    mount_fs("/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"), "private pseudo-terminals")?;
-    mount_fs("/dev/shm", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"), "POSIX shared memory")?;
-    mount_fs("/dev/mqueue", "mqueue", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "POSIX message queues of the IPC namespace")?;
-    for (link, target) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    mount_fs(
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+        "private pseudo-terminals",
+    )?;
+    mount_fs(
+        "/dev/shm",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+        "POSIX shared memory",
+    )?;
+    mount_fs(
+        "/dev/mqueue",
+        "mqueue",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+        "POSIX message queues of the IPC namespace",
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(target, dev.join(link)).with_context(|| format!("linking /dev/{link}"))?;
     }
     Ok(())
@@ -122,7 +151,8 @@ fn bind_file(inside: &str, text: &str) -> Result<()> {
         &format!("cat > {0} (its text) && mount --bind {0} {inside} && rm {0}", staged.display()),
         "the container's own name and address files",
     );
-    mount(Some(&staged), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("binding {inside}"))?;
+    mount(Some(&staged), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .with_context(|| format!("binding {inside}"))?;
     fs::remove_file(&staged).with_context(|| format!("removing {}", staged.display()))
 }
 
@@ -136,7 +166,8 @@ fn pivot(root: &Path) -> Result<()> {
     );
     nix::unistd::chdir(root).context("chdir to the new root")?;
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making the old root a slave")?;
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+        .context("making the old root a slave")?;
     umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     nix::unistd::chdir("/").context("chdir /")?;
     Ok(())

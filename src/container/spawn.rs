@@ -93,10 +93,8 @@ impl Starter {
 /// The namespaces a container gets at clone time (the cgroup namespace comes later, once
 /// `run` has moved init into its cgroups, so that its root is the container's group).
 pub fn clone_flags(new_net: bool) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
+    let mut flags =
+        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if new_net {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -134,6 +132,8 @@ fn ensure_single_threaded() -> Result<()> {
     let threads = status.lines().find_map(|l| l.strip_prefix("Threads:")).map(|v| v.trim().to_string());
     match threads.as_deref() {
         Some("1") => Ok(()),
-        other => anyhow::bail!("internal error: cloning a container needs a single-threaded process (threads: {other:?})"),
+        other => {
+            anyhow::bail!("internal error: cloning a container needs a single-threaded process (threads: {other:?})")
+        }
     }
 }

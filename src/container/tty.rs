@@ -14,12 +14,15 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// A socket pair to pass a pty master from the container to the host side.
 pub fn console_socket() -> Result<(OwnedFd, OwnedFd)> {
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("creating the console socket")
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .context("creating the console socket")
 }
 
 /// Inside the container: open a pty, make its slave our controlling terminal and stdio,
@@ -121,7 +124,8 @@ pub fn attach(master: &OwnedFd, forward_stdin: bool) -> Result<()> {
     let mut stdin_open = forward_stdin;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN), PollFd::new(winch_r.as_fd(), PollFlags::POLLIN)];
+        let mut fds =
+            vec![PollFd::new(master.as_fd(), PollFlags::POLLIN), PollFd::new(winch_r.as_fd(), PollFlags::POLLIN)];
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }

@@ -61,7 +61,11 @@ pub fn apply(config: &mut Config, changes: &[String]) -> Result<()> {
                 }
                 config.set_exposed_ports(Some(ports));
             }
-            _ => return Err(bad("supported instructions are CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, STOPSIGNAL")),
+            _ => {
+                return Err(bad(
+                    "supported instructions are CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, STOPSIGNAL",
+                ))
+            }
         }
     }
     Ok(())
@@ -138,7 +142,11 @@ mod tests {
         assert_eq!(c.cmd().clone().unwrap(), vec!["echo", "hi"]);
         assert_eq!(c.entrypoint().clone().unwrap(), vec!["/bin/sh", "-c", "/bin/start"]);
         let env = c.env().clone().unwrap();
-        assert!(env.contains(&"A=1".to_string()) && env.contains(&"B=two words".to_string()) && env.contains(&"C=three".to_string()));
+        assert!(
+            env.contains(&"A=1".to_string())
+                && env.contains(&"B=two words".to_string())
+                && env.contains(&"C=three".to_string())
+        );
         assert_eq!(c.working_dir().as_deref(), Some("/srv"));
         assert_eq!(c.exposed_ports().clone().unwrap(), vec!["80/tcp", "53/udp"]);
         assert!(apply(&mut c, &["FROM x".into()]).is_err());

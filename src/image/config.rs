@@ -70,7 +70,8 @@ impl RunConfig<'_> {
         opts.command = entrypoint.into_iter().chain(args).collect();
         // An image's bare `KEY` must never pull the value from the caller's environment
         // (that is only for `-e KEY` typed on the command line).
-        let mut env: Vec<String> = self.env().into_iter().map(|e| if e.contains('=') { e } else { format!("{e}=") }).collect();
+        let mut env: Vec<String> =
+            self.env().into_iter().map(|e| if e.contains('=') { e } else { format!("{e}=") }).collect();
         env.append(&mut opts.env);
         opts.env = env;
         if opts.workdir.is_none() {

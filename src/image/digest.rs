@@ -109,5 +109,7 @@ impl Hasher {
 
 /// A digest that did not match: one line saying what was expected and what came.
 pub fn mismatch(what: &str, expected: &str, got: &str) -> anyhow::Error {
-    error::user(format!("{what}: digest mismatch: expected sha256:{expected}, got sha256:{got} (refusing corrupt or tampered content)"))
+    error::user(format!(
+        "{what}: digest mismatch: expected sha256:{expected}, got sha256:{got} (refusing corrupt or tampered content)"
+    ))
 }

@@ -124,8 +124,11 @@ fn collect(images: &ImageStore, partials: bool) -> Result<u64> {
     for d in index.manifests() {
         let hex = digest::parse(d.digest().as_ref())?;
         // Anything unreadable stops the collection: better keep garbage than lose data.
-        let raw = layout.read_blob(&hex).with_context(|| format!("reading manifest of {}", ref_name(d).unwrap_or("an unnamed image")))?;
-        let manifest = ImageManifest::from_reader(&raw[..]).with_context(|| format!("parsing manifest sha256:{hex}"))?;
+        let raw = layout
+            .read_blob(&hex)
+            .with_context(|| format!("reading manifest of {}", ref_name(d).unwrap_or("an unnamed image")))?;
+        let manifest =
+            ImageManifest::from_reader(&raw[..]).with_context(|| format!("parsing manifest sha256:{hex}"))?;
         let config_hex = digest::parse(manifest.config().digest().as_ref())?;
         let config = oci_spec::image::ImageConfiguration::from_reader(&layout.read_blob(&config_hex)?[..])
             .with_context(|| format!("parsing config sha256:{config_hex}"))?;

@@ -35,7 +35,10 @@ pub fn import(store: &Store, source: &Path, reference: Option<&str>, change: &[S
     layout.ensure()?;
     let _adding = layout.adding()?;
     let blob = layout.staging("import")?;
-    let sink = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, File::create(&blob.path).context("creating the layer blob")?));
+    let sink = HashingWriter::new(io::BufWriter::with_capacity(
+        1 << 20,
+        File::create(&blob.path).context("creating the layer blob")?,
+    ));
     let mut tee = Tee { inner: None::<Box<dyn Read>>, out: sink };
 
     let (diff_hex, layer, compression) = if meta.is_dir() {

@@ -104,7 +104,8 @@ impl<'a> Ingest<'a> {
             }
             return Ok(());
         }
-        let path = self.path_of(blob_hex).ok_or_else(|| error::user(format!("layer blob sha256:{blob_hex} is missing")))?;
+        let path =
+            self.path_of(blob_hex).ok_or_else(|| error::user(format!("layer blob sha256:{blob_hex} is missing")))?;
         let staging = layers::unpack_blob(self.layout, &path, blob_hex, diff_hex)?;
         self.layers.push((staging, diff_hex.to_string()));
         Ok(())
@@ -132,7 +133,11 @@ pub fn parse_manifest(raw: &[u8], hex: &str) -> Result<ImageManifest> {
 
 /// (blob hex, diff id hex) of each layer, bottom first; the manifest and the config
 /// must agree on how many there are.
-pub fn layer_pairs(manifest: &ImageManifest, config: &ImageConfiguration, config_hex: &str) -> Result<Vec<(String, String)>> {
+pub fn layer_pairs(
+    manifest: &ImageManifest,
+    config: &ImageConfiguration,
+    config_hex: &str,
+) -> Result<Vec<(String, String)>> {
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(error::user(format!(

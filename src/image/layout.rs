@@ -109,7 +109,9 @@ impl Layout {
     pub fn read_index(&self) -> Result<ImageIndex> {
         let path = self.dir.join("index.json");
         match File::open(&path) {
-            Ok(f) => ImageIndex::from_reader(io::BufReader::new(f)).with_context(|| format!("parsing {}", path.display())),
+            Ok(f) => {
+                ImageIndex::from_reader(io::BufReader::new(f)).with_context(|| format!("parsing {}", path.display()))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ImageIndex::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }

@@ -27,8 +27,8 @@ pub use archive::{load, save};
 pub use config::{parse_signal, stop_signal};
 pub use gc::{prune, remove};
 pub use import::import;
-pub use registry::{pull, PullOptions};
 pub use reference::split_familiar as split_name;
+pub use registry::{pull, PullOptions};
 pub use store::{Image, ImageStore};
 
 use anyhow::Result;
@@ -61,7 +61,12 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
         }
     }
     let shown = reference::ImageRef::parse(text).map(|r| r.familiar()).unwrap_or_else(|_| text.to_string());
-    let opts = PullOptions { quiet: false, to_stderr: true, insecure: false, announce: (policy == PullPolicy::Missing).then(|| format!("Unable to find image '{shown}' locally")) };
+    let opts = PullOptions {
+        quiet: false,
+        to_stderr: true,
+        insecure: false,
+        announce: (policy == PullPolicy::Missing).then(|| format!("Unable to find image '{shown}' locally")),
+    };
     let image = pull(store, text, &opts).map_err(|e| {
         let why = error_line(&e);
         if policy == PullPolicy::Missing {

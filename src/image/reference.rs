@@ -21,9 +21,8 @@ pub struct ImageRef {
 impl ImageRef {
     /// Parses `name[:tag][@digest]`; bad input is a one-line user error.
     pub fn parse(text: &str) -> Result<ImageRef> {
-        let inner: Reference = text
-            .parse()
-            .map_err(|e| error::user(format!("invalid reference format: {text:?} ({e})")))?;
+        let inner: Reference =
+            text.parse().map_err(|e| error::user(format!("invalid reference format: {text:?} ({e})")))?;
         if inner.repository().bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(error::user(format!("invalid reference format: {text:?} (repository name must be lowercase)")));
         }

@@ -12,11 +12,11 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
+use super::digest;
 use super::ingest::{layer_pairs, parse_config, parse_manifest};
 use super::layers;
 use super::layout::{Layout, REF_NAME};
 use super::reference::{split_familiar, ImageRef};
-use super::digest;
 use crate::error;
 use crate::state::Store;
 
@@ -184,10 +184,10 @@ impl<'a> ImageStore<'a> {
             if let Some(want) = r.digest_hex() {
                 // `name@sha256:...`: the image with that manifest digest, under that name.
                 let name = r.familiar_name();
-                let hit = index.manifests().iter().any(|d| {
-                    d.digest().digest() == want
-                        && ref_name(d).is_some_and(|n| split_familiar(n).0 == name)
-                });
+                let hit = index
+                    .manifests()
+                    .iter()
+                    .any(|d| d.digest().digest() == want && ref_name(d).is_some_and(|n| split_familiar(n).0 == name));
                 if hit {
                     return self.load_from(&names, want).map(Some);
                 }
@@ -205,7 +205,12 @@ impl<'a> ImageStore<'a> {
             match hits.len() {
                 0 => {}
                 1 => return Ok(hits.pop()),
-                _ => return Err(error::user(format!("image id prefix {text:?} is ambiguous: {} images match", hits.len()))),
+                _ => {
+                    return Err(error::user(format!(
+                        "image id prefix {text:?} is ambiguous: {} images match",
+                        hits.len()
+                    )))
+                }
             }
         }
         Ok(None)
@@ -216,9 +221,7 @@ impl<'a> ImageStore<'a> {
     /// [`super::for_run`] for that).
     #[allow(dead_code)]
     pub fn find(&self, text: &str) -> Result<Image> {
-        let image = self
-            .lookup(text)?
-            .ok_or_else(|| error::user(format!("Unable to find image '{text}' locally")))?;
+        let image = self.lookup(text)?.ok_or_else(|| error::user(format!("Unable to find image '{text}' locally")))?;
         self.ensure_layers(&image)?;
         Ok(image)
     }

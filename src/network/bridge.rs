@@ -100,12 +100,19 @@ pub fn restore_ip_forward(before: &str) -> Result<()> {
 pub fn sysctls() -> Result<()> {
     for (key, path) in [
         ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward".to_string()),
-        (&*format!("net.ipv4.conf.{BRIDGE}.route_localnet"), format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet")),
+        (
+            &*format!("net.ipv4.conf.{BRIDGE}.route_localnet"),
+            format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet"),
+        ),
     ] {
         if std::fs::read_to_string(&path).map(|v| v.trim() == "1").unwrap_or(false) {
             continue;
         }
-        let why = if key.ends_with("forward") { "let the host route packets between the bridge and the world" } else { "let 127.0.0.1 traffic be DNATed to a container" };
+        let why = if key.ends_with("forward") {
+            "let the host route packets between the bridge and the world"
+        } else {
+            "let 127.0.0.1 traffic be DNATed to a container"
+        };
         explain::step(&format!("sysctl -w {key}=1"), why);
         std::fs::write(&path, "1").with_context(|| format!("setting {key}"))?;
     }

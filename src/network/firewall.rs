@@ -71,16 +71,70 @@ impl Iptables {
     fn shared_rules(subnet: Subnet, bridge: &str) -> Vec<(&'static str, &'static str, String, bool, &'static str)> {
         let s = subnet.to_string();
         vec![
-            ("nat", "POSTROUTING", format!("-j {NAT_POSTROUTING}"), false, "send all outgoing NAT decisions through our chain"),
-            ("nat", "PREROUTING", format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"), false, "traffic from outside to a host address may be a published port"),
-            ("nat", "OUTPUT", format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"), false, "so may traffic from the host itself, 127.0.0.1 included"),
-            ("nat", NAT_POSTROUTING, format!("-s {s} ! -o {bridge} -j MASQUERADE"), false, "containers reach the world with the host's address"),
-            ("nat", NAT_POSTROUTING, format!("-s {s} -d {s} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"), false, "hairpin: a container reaching a published port gets replies back through the host"),
-            ("nat", NAT_POSTROUTING, format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE"), false, "localhost: replies to 127.0.0.1 must come back through the host"),
-            ("filter", "FORWARD", format!("-j {FILTER_FORWARD}"), true, "our accepts come first, even when the FORWARD policy is DROP"),
-            ("filter", FILTER_FORWARD, format!("-o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"), false, "replies to the containers' own connections"),
+            (
+                "nat",
+                "POSTROUTING",
+                format!("-j {NAT_POSTROUTING}"),
+                false,
+                "send all outgoing NAT decisions through our chain",
+            ),
+            (
+                "nat",
+                "PREROUTING",
+                format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"),
+                false,
+                "traffic from outside to a host address may be a published port",
+            ),
+            (
+                "nat",
+                "OUTPUT",
+                format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"),
+                false,
+                "so may traffic from the host itself, 127.0.0.1 included",
+            ),
+            (
+                "nat",
+                NAT_POSTROUTING,
+                format!("-s {s} ! -o {bridge} -j MASQUERADE"),
+                false,
+                "containers reach the world with the host's address",
+            ),
+            (
+                "nat",
+                NAT_POSTROUTING,
+                format!("-s {s} -d {s} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"),
+                false,
+                "hairpin: a container reaching a published port gets replies back through the host",
+            ),
+            (
+                "nat",
+                NAT_POSTROUTING,
+                format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE"),
+                false,
+                "localhost: replies to 127.0.0.1 must come back through the host",
+            ),
+            (
+                "filter",
+                "FORWARD",
+                format!("-j {FILTER_FORWARD}"),
+                true,
+                "our accepts come first, even when the FORWARD policy is DROP",
+            ),
+            (
+                "filter",
+                FILTER_FORWARD,
+                format!("-o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+                false,
+                "replies to the containers' own connections",
+            ),
             ("filter", FILTER_FORWARD, format!("-i {bridge} -j ACCEPT"), false, "containers may send anywhere"),
-            ("filter", FILTER_FORWARD, format!("-o {bridge} -m conntrack --ctstate DNAT -j ACCEPT"), false, "published ports (DNATed) may come in"),
+            (
+                "filter",
+                FILTER_FORWARD,
+                format!("-o {bridge} -m conntrack --ctstate DNAT -j ACCEPT"),
+                false,
+                "published ports (DNATed) may come in",
+            ),
         ]
     }
 }
@@ -131,12 +185,17 @@ impl Firewall for Iptables {
             }
             while self.ipt.exists(table, chain, &rule).unwrap_or(false) {
                 explain::step(&format!("iptables -t {table} -D {chain} {rule}"), "unhook dockling's chain");
-                self.ipt.delete(table, chain, &rule).map_err(Self::err(format!("iptables -t {table} -D {chain} {rule}")))?;
+                self.ipt
+                    .delete(table, chain, &rule)
+                    .map_err(Self::err(format!("iptables -t {table} -D {chain} {rule}")))?;
             }
         }
         for (table, chain) in [("nat", NAT_POSTROUTING), ("nat", NAT_DNAT), ("filter", FILTER_FORWARD)] {
             if self.ipt.chain_exists(table, chain).unwrap_or(false) {
-                explain::step(&format!("iptables -t {table} -F {chain} && iptables -t {table} -X {chain}"), "remove dockling's chain");
+                explain::step(
+                    &format!("iptables -t {table} -F {chain} && iptables -t {table} -X {chain}"),
+                    "remove dockling's chain",
+                );
                 self.ipt.flush_chain(table, chain).map_err(Self::err(format!("iptables -t {table} -F {chain}")))?;
                 self.ipt.delete_chain(table, chain).map_err(Self::err(format!("iptables -t {table} -X {chain}")))?;
             }
@@ -170,7 +229,9 @@ pub fn owned_rules_with_counters(owner: &str) -> Result<Vec<CountedRule>> {
         if !ipt.chain_exists(table, chain).unwrap_or(false) {
             continue;
         }
-        let output = ipt.execute(table, &format!("-v -S {chain}")).map_err(|e| anyhow!("iptables -t {table} -v -S {chain}: {e}"))?;
+        let output = ipt
+            .execute(table, &format!("-v -S {chain}"))
+            .map_err(|e| anyhow!("iptables -t {table} -v -S {chain}: {e}"))?;
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             if !line.contains(&tag) {
                 continue;

@@ -62,7 +62,11 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
         return Ok(());
     }
     if netns::path(&c.name).exists() {
-        return Err(error::user(format!("a network namespace named {:?} already exists in {}", c.name, netns::NETNS_DIR)));
+        return Err(error::user(format!(
+            "a network namespace named {:?} already exists in {}",
+            c.name,
+            netns::NETNS_DIR
+        )));
     }
     let mut ipam = Ipam::lock(store)?;
     let subnet = ipam.subnet(store.subnet.as_deref())?;
@@ -75,8 +79,15 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
     for spec in specs {
         let m = match spec.host_port {
             Some(port) => {
-                let m = PortMapping { host_ip: spec.host_ip, host_port: port, container_port: spec.container_port, proto: spec.proto };
-                if let Some(owner) = ipam.port_taken(&m).or(mappings.iter().any(|o| o.clashes(&m)).then_some(c.id.as_str())) {
+                let m = PortMapping {
+                    host_ip: spec.host_ip,
+                    host_port: port,
+                    container_port: spec.container_port,
+                    proto: spec.proto,
+                };
+                if let Some(owner) =
+                    ipam.port_taken(&m).or(mappings.iter().any(|o| o.clashes(&m)).then_some(c.id.as_str()))
+                {
                     let owner = if owner == c.id { "this container" } else { &owner[..12] };
                     return Err(error::user(format!(
                         "Bind for {}:{} failed: port is already allocated (published by {owner})",
@@ -117,7 +128,12 @@ fn host_port_free(m: &PortMapping) -> Result<()> {
 fn free_port(ipam: &Ipam, taken: &[PortMapping], spec: &PortSpec) -> Result<PortMapping> {
     let start = 32768 + (std::process::id() % 28000) as u16;
     for port in (start..=60999).chain(32768..start) {
-        let m = PortMapping { host_ip: spec.host_ip, host_port: port, container_port: spec.container_port, proto: spec.proto };
+        let m = PortMapping {
+            host_ip: spec.host_ip,
+            host_port: port,
+            container_port: spec.container_port,
+            proto: spec.proto,
+        };
         if ipam.port_taken(&m).is_none() && !taken.iter().any(|o| o.clashes(&m)) && host_port_free(&m).is_ok() {
             return Ok(m);
         }
@@ -195,7 +211,9 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
         netns::add(&name, pid)?;
         {
             let (host, name) = (host.clone(), name.clone());
-            netlink::with_handle(|h| async move { veth::create(&h, &host, bridge_idx, bridge::BRIDGE, pid, &name, mac).await })?;
+            netlink::with_handle(|h| async move {
+                veth::create(&h, &host, bridge_idx, bridge::BRIDGE, pid, &name, mac).await
+            })?;
         }
         crate::timing::mark("attach: veth");
         netlink::in_netns_of(pid, move |h| veth::configure_inside(h, ip, prefix, gateway, name))
@@ -240,7 +258,10 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
                 explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
                 netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
             } else if let Some(idx) = bridge::if_index(&host) {
-                explain::step(&format!("ip link set {host} down"), "switch the cable off; the kernel removes it with the netns");
+                explain::step(
+                    &format!("ip link set {host} down"),
+                    "switch the cable off; the kernel removes it with the netns",
+                );
                 netlink::with_handle(|h| async move { netlink::set_down(&h, idx).await })?;
             }
             c.network.host_veth = None;
@@ -295,10 +316,12 @@ fn resolv_conf(mode: NetworkMode) -> String {
     let is_loopback = |l: &str| {
         l.split_whitespace().nth(1).and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback())
     };
-    let mut out: Vec<String> = host.lines().filter(|l| !(l.starts_with("nameserver") && is_loopback(l))).map(String::from).collect();
+    let mut out: Vec<String> =
+        host.lines().filter(|l| !(l.starts_with("nameserver") && is_loopback(l))).map(String::from).collect();
     if !out.iter().any(|l| l.starts_with("nameserver")) {
         let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
-        let ups: Vec<String> = upstream.lines().filter(|l| l.starts_with("nameserver") && !is_loopback(l)).map(String::from).collect();
+        let ups: Vec<String> =
+            upstream.lines().filter(|l| l.starts_with("nameserver") && !is_loopback(l)).map(String::from).collect();
         if ups.is_empty() {
             out.push("nameserver 8.8.8.8".into());
             out.push("nameserver 8.8.4.4".into());

@@ -85,7 +85,9 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
     };
     let host_ip = match ip {
         None | Some("") => Ipv4Addr::UNSPECIFIED,
-        Some(ip) => ip.trim_matches(['[', ']']).parse::<Ipv4Addr>().map_err(|_| bad(&format!("invalid IP address {ip:?}")))?,
+        Some(ip) => {
+            ip.trim_matches(['[', ']']).parse::<Ipv4Addr>().map_err(|_| bad(&format!("invalid IP address {ip:?}")))?
+        }
     };
     Ok(PortSpec {
         host_ip,

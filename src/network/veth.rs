@@ -27,7 +27,15 @@ pub fn mac_string(mac: [u8; 6]) -> String {
 
 /// Host side: create the pair with its peer born inside `pid`'s netns as `eth0` (no move,
 /// no rename: both are slow in the kernel), and plug the host end into the bridge.
-pub async fn create(handle: &Handle, host: &str, bridge: u32, bridge_name: &str, pid: i32, netns_name: &str, mac: [u8; 6]) -> Result<()> {
+pub async fn create(
+    handle: &Handle,
+    host: &str,
+    bridge: u32,
+    bridge_name: &str,
+    pid: i32,
+    netns_name: &str,
+    mac: [u8; 6],
+) -> Result<()> {
     explain::step(
         &format!("ip link add {host} type veth peer name eth0 netns {netns_name} address {}", mac_string(mac)),
         "a virtual cable: one end on the host, the other is the container's eth0",
@@ -55,11 +63,17 @@ pub async fn configure_inside(handle: Handle, ip: Ipv4Addr, prefix: u8, gateway:
     explain::step(&format!("ip netns exec {ns} ip link set lo up"), "the container's own loopback");
     handle.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await.context("bringing lo up")?;
     let idx = netlink::link_by_name(&handle, "eth0").await?.context("eth0 missing inside the container")?.header.index;
-    explain::step(&format!("ip netns exec {ns} ip addr add {ip}/{prefix} dev eth0"), "the container's address on the bridge's subnet");
+    explain::step(
+        &format!("ip netns exec {ns} ip addr add {ip}/{prefix} dev eth0"),
+        "the container's address on the bridge's subnet",
+    );
     handle.address().add(idx, IpAddr::V4(ip), prefix).execute().await.context("adding the container address")?;
     explain::step(&format!("ip netns exec {ns} ip link set eth0 up"), "switch the container's end on");
     handle.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await.context("bringing eth0 up")?;
-    explain::step(&format!("ip netns exec {ns} ip route add default via {gateway}"), "everything not local goes to the bridge");
+    explain::step(
+        &format!("ip netns exec {ns} ip route add default via {gateway}"),
+        "everything not local goes to the bridge",
+    );
     handle
         .route()
         .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build())

@@ -10,8 +10,17 @@ use nix::mount::{mount, MsFlags};
 use crate::explain;
 
 pub const MASKED: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 
@@ -23,10 +32,12 @@ pub fn apply() -> Result<()> {
         let Ok(meta) = p.metadata() else { continue };
         if meta.is_dir() {
             explain::step(&format!("mount -t tmpfs -o ro tmpfs {path}"), "hide a kernel directory");
-            mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).with_context(|| format!("masking {path}"))?;
+            mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+                .with_context(|| format!("masking {path}"))?;
         } else {
             explain::step(&format!("mount --bind /dev/null {path}"), "hide a kernel file");
-            mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>).with_context(|| format!("masking {path}"))?;
+            mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .with_context(|| format!("masking {path}"))?;
         }
     }
     for path in READ_ONLY {
@@ -34,8 +45,12 @@ pub fn apply() -> Result<()> {
         if !p.exists() {
             continue;
         }
-        explain::step(&format!("mount --bind {path} {path} && mount -o remount,bind,ro {path}"), "kernel settings stay read-only");
-        mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).with_context(|| format!("binding {path}"))?;
+        explain::step(
+            &format!("mount --bind {path} {path} && mount -o remount,bind,ro {path}"),
+            "kernel settings stay read-only",
+        );
+        mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .with_context(|| format!("binding {path}"))?;
         remount_read_only(p)?;
     }
     Ok(())
@@ -55,5 +70,6 @@ pub fn remount_read_only(p: &Path) -> Result<()> {
             flags |= ms;
         }
     }
-    mount(None::<&str>, p, None::<&str>, flags, None::<&str>).with_context(|| format!("making {} read-only", p.display()))
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+        .with_context(|| format!("making {} read-only", p.display()))
 }

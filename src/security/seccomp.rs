@@ -203,7 +203,9 @@ fn program() -> Result<Vec<libc::sock_filter>> {
             Target::At(i) => i,
             Target::Label(l) => labels.iter().find(|(name, _)| *name == l).map(|(_, i)| *i).unwrap_or(at + 1),
         };
-        to.checked_sub(at + 1).and_then(|d| u8::try_from(d).ok()).ok_or_else(|| anyhow!("seccomp filter: jump from {at} to {to} out of range"))
+        to.checked_sub(at + 1)
+            .and_then(|d| u8::try_from(d).ok())
+            .ok_or_else(|| anyhow!("seccomp filter: jump from {at} to {to} out of range"))
     };
     code.iter()
         .enumerate()
@@ -224,7 +226,8 @@ fn load(program: &[libc::sock_filter]) -> Result<()> {
     let len = u16::try_from(program.len()).context("seccomp filter too long")?;
     let prog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
     // SAFETY: `prog` points at a valid, live BPF program for the duration of the call.
-    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error()).context("installing the seccomp filter");
     }
@@ -280,11 +283,22 @@ mod tests {
         for nr in [libc::SYS_clone as u32, libc::SYS_unshare as u32] {
             assert_eq!(run(&prog, AUDIT_ARCH, nr, newuser), eperm, "{nr} with CLONE_NEWUSER");
             assert_eq!(run(&prog, AUDIT_ARCH, nr, newuser | libc::CLONE_NEWNS as u64), eperm);
-            assert_eq!(run(&prog, AUDIT_ARCH, nr, libc::SIGCHLD as u64 | libc::CLONE_NEWNS as u64), libc::SECCOMP_RET_ALLOW);
+            assert_eq!(
+                run(&prog, AUDIT_ARCH, nr, libc::SIGCHLD as u64 | libc::CLONE_NEWNS as u64),
+                libc::SECCOMP_RET_ALLOW
+            );
         }
-        assert_eq!(run(&prog, AUDIT_ARCH ^ 1, libc::SYS_getpid as u32, 0), libc::SECCOMP_RET_KILL_PROCESS, "another architecture");
+        assert_eq!(
+            run(&prog, AUDIT_ARCH ^ 1, libc::SYS_getpid as u32, 0),
+            libc::SECCOMP_RET_KILL_PROCESS,
+            "another architecture"
+        );
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | libc::SYS_getpid as u32, 0), libc::SECCOMP_RET_KILL_PROCESS, "x32 ABI");
+        assert_eq!(
+            run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | libc::SYS_getpid as u32, 0),
+            libc::SECCOMP_RET_KILL_PROCESS,
+            "x32 ABI"
+        );
         #[cfg(target_arch = "x86_64")]
         assert_eq!(run(&prog, AUDIT_ARCH, u32::MAX, 0), libc::SECCOMP_RET_ALLOW, "-1 (a tracer skipping a call)");
         assert!(prog.len() < 160, "{} instructions", prog.len());

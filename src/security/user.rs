@@ -10,12 +10,18 @@ pub fn validate(spec: &str) -> Result<()> {
     let ok = !spec.is_empty()
         && spec.split(':').count() <= 2
         && spec.split(':').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
-    if ok { Ok(()) } else { Err(error::user(format!("invalid --user value {spec:?}: expected uid[:gid] or name[:group]"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(error::user(format!("invalid --user value {spec:?}: expected uid[:gid] or name[:group]")))
+    }
 }
 
 fn lookup(file: &str, name: &str) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(file).ok()?;
-    text.lines().map(|l| l.split(':').map(String::from).collect::<Vec<_>>()).find(|f| f.first().map(String::as_str) == Some(name))
+    text.lines()
+        .map(|l| l.split(':').map(String::from).collect::<Vec<_>>())
+        .find(|f| f.first().map(String::as_str) == Some(name))
 }
 
 /// Switches to the user; returns its home directory when /etc/passwd knows it.
@@ -24,15 +30,22 @@ pub fn switch(spec: &str) -> Result<Option<String>> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let entry = match user.parse::<u32>() {
-        Ok(uid) => std::fs::read_to_string("/etc/passwd")
-            .ok()
-            .and_then(|t| t.lines().map(|l| l.split(':').map(String::from).collect::<Vec<_>>()).find(|f| f.get(2).and_then(|u| u.parse().ok()) == Some(uid))),
-        Err(_) => Some(lookup("/etc/passwd", user).ok_or_else(|| error::user(format!("unable to find user {user}: no matching entries in passwd file")))?),
-    };
+    let entry =
+        match user.parse::<u32>() {
+            Ok(uid) => std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+                t.lines()
+                    .map(|l| l.split(':').map(String::from).collect::<Vec<_>>())
+                    .find(|f| f.get(2).and_then(|u| u.parse().ok()) == Some(uid))
+            }),
+            Err(_) => Some(lookup("/etc/passwd", user).ok_or_else(|| {
+                error::user(format!("unable to find user {user}: no matching entries in passwd file"))
+            })?),
+        };
     let uid: u32 = match user.parse() {
         Ok(u) => u,
-        Err(_) => entry.as_ref().and_then(|e| e.get(2)).and_then(|u| u.parse().ok()).context("bad uid in /etc/passwd")?,
+        Err(_) => {
+            entry.as_ref().and_then(|e| e.get(2)).and_then(|u| u.parse().ok()).context("bad uid in /etc/passwd")?
+        }
     };
     let gid: u32 = match group {
         Some(g) => match g.parse() {

@@ -104,7 +104,9 @@ impl Container {
 
     /// Still being set up by a live `run` (no process recorded yet).
     pub fn starting(&self) -> bool {
-        self.pid.is_none() && self.status == Status::Created && self.creator.is_some_and(|(pid, start)| liveness::same_process(pid, start))
+        self.pid.is_none()
+            && self.status == Status::Created
+            && self.creator.is_some_and(|(pid, start)| liveness::same_process(pid, start))
     }
 
     pub fn monitor_alive(&self) -> bool {

@@ -52,7 +52,8 @@ impl Store {
         for dir in [&root, &run] {
             let mode = fs::metadata(dir).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
             if mode & 0o007 != 0 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o710)).with_context(|| format!("restricting {}", dir.display()))?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o710))
+                    .with_context(|| format!("restricting {}", dir.display()))?;
             }
         }
         Ok(Store { root, run, subnet: subnet.map(String::from) })

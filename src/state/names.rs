@@ -55,7 +55,9 @@ pub fn holder_of(store: &Store, name: &str) -> Result<Option<String>> {
 pub fn release(store: &Store, name: &str, id: &str) -> Result<()> {
     let link = dir(store).join(name);
     match holder(&link) {
-        Some(holder) if holder == id => fs::remove_file(&link).or_else(ignore_missing).with_context(|| format!("releasing the name {name:?}")),
+        Some(holder) if holder == id => {
+            fs::remove_file(&link).or_else(ignore_missing).with_context(|| format!("releasing the name {name:?}"))
+        }
         _ => Ok(()),
     }
 }

@@ -80,7 +80,8 @@ fn detach() {
         libc::setsid();
         // A terminal's SIGHUP or Ctrl-C may have reached our old process group while
         // signals were blocked: ignoring them drops what is pending.
-        let ignored = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+        let ignored =
+            [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, if ignored.contains(&sig) { libc::SIG_IGN } else { libc::SIG_DFL });

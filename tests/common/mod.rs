@@ -226,9 +226,7 @@ impl Proc {
     pub fn spawn(mut cmd: Command) -> Proc {
         let desc = describe(&cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn `{desc}`: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{desc}`: {e}"));
         let out = Arc::new(Captured::default());
         let err = Arc::new(Captured::default());
         let so: ChildStdout = child.stdout.take().unwrap();
@@ -257,9 +255,7 @@ impl Proc {
     fn collect(&mut self, status: Option<ExitStatus>, timed_out: bool) -> Out {
         // After exit, give the readers a moment to hit EOF.
         let end = Instant::now() + Duration::from_secs(3);
-        while !(self.out.done.load(Ordering::SeqCst) && self.err.done.load(Ordering::SeqCst))
-            && Instant::now() < end
-        {
+        while !(self.out.done.load(Ordering::SeqCst) && self.err.done.load(Ordering::SeqCst)) && Instant::now() < end {
             thread::sleep(Duration::from_millis(10));
         }
         let held = !(self.out.done.load(Ordering::SeqCst) && self.err.done.load(Ordering::SeqCst));
@@ -415,7 +411,8 @@ pub fn mentions_ip(text: &str, ip: &str) -> bool {
         let s = from + pos;
         let e = s + ip.len();
         let before_ok = s == 0 || !(b[s - 1].is_ascii_digit() || b[s - 1] == b'.');
-        let after_ok = e >= b.len() || !(b[e].is_ascii_digit() || (b[e] == b'.' && e + 1 < b.len() && b[e + 1].is_ascii_digit()));
+        let after_ok =
+            e >= b.len() || !(b[e].is_ascii_digit() || (b[e] == b'.' && e + 1 < b.len() && b[e + 1].is_ascii_digit()));
         if before_ok && after_ok {
             return true;
         }
@@ -464,7 +461,9 @@ pub fn normalize_rules(rules: &str) -> Vec<String> {
 
 /// The names in a directory (none if it is missing).
 pub fn entries(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// Recursively list directories (relative paths) under `root`, not following symlinks.
@@ -604,10 +603,7 @@ impl SimHost {
         }
         let n = SIM_COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        let tmp = std::env::temp_dir().join(format!(
-            "dockling-it-{label}-{}-{n}-{nanos:x}",
-            std::process::id()
-        ));
+        let tmp = std::env::temp_dir().join(format!("dockling-it-{label}-{}-{n}-{nanos:x}", std::process::id()));
         let root = tmp.join("root");
         fs::create_dir_all(&root).expect("create temp root");
         fs::create_dir_all(tmp.join("cg")).unwrap();
@@ -706,9 +702,8 @@ exec {py} -c {reaper}
                 panic!("cannot find the simulated host's PID 1 (child of unshare {upid})");
             }
         };
-        let netns_id = fs::read_link(format!("/proc/{pid}/ns/net"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let netns_id =
+            fs::read_link(format!("/proc/{pid}/ns/net")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
         SimHost {
             label: label.to_string(),
             tmp,
@@ -824,11 +819,7 @@ exec {py} -c {reaper}
     fn spawn_bg(&self, cmd: &str, in_world: bool) -> Proc {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let pidfile = self.tmp.join(format!("bg-{n}.pgid"));
-        let inner = if in_world {
-            "exec ip netns exec world sh -c \"$0\""
-        } else {
-            "exec sh -c \"$0\""
-        };
+        let inner = if in_world { "exec ip netns exec world sh -c \"$0\"" } else { "exec sh -c \"$0\"" };
         let script = format!("echo $$ > {}; {inner}", shq(&pidfile.to_string_lossy()));
         let mut c = self.ns_command("setsid");
         c.args(["-w", "sh", "-c", &script, cmd]);
@@ -886,11 +877,7 @@ exec {py} -c {reaper}
     pub fn ps_row(&self, name: &str) -> Option<String> {
         let o = self.dockling(&["ps", "-a"]);
         assert!(o.ok(), "ps -a failed:\n{o}");
-        o.stdout
-            .lines()
-            .skip(1)
-            .find(|l| l.split_whitespace().last() == Some(name))
-            .map(|s| s.to_string())
+        o.stdout.lines().skip(1).find(|l| l.split_whitespace().last() == Some(name)).map(|s| s.to_string())
     }
 
     /// `inspect NAME`, parsed; the first element of the array.
@@ -976,11 +963,7 @@ exec {py} -c {reaper}
     pub fn netns_names(&self) -> BTreeSet<String> {
         let o = self.sh("ip netns list");
         assert!(o.ok(), "ip netns list failed:\n{o}");
-        o.stdout
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(|s| s.to_string())
-            .collect()
+        o.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(|s| s.to_string()).collect()
     }
 
     /// Processes in the sim host's PID namespace other than PID 1: (pid, args).
@@ -1090,11 +1073,9 @@ exec {py} -c {reaper}
 
     /// Diagnostics: the sim host's network state, processes and dockling's view.
     pub fn dump(&self) -> String {
-        let o = self.sh(
-            "echo '== ip addr'; ip -br addr; echo '== ip route'; ip route; \
+        let o = self.sh("echo '== ip addr'; ip -br addr; echo '== ip route'; ip route; \
              echo '== ip netns'; ip netns list; echo '== iptables-save'; iptables-save; \
-             echo '== processes'; ps -eo pid,ppid,stat,args",
-        );
+             echo '== processes'; ps -eo pid,ppid,stat,args");
         let ps = if self.used_dockling.load(Ordering::SeqCst) {
             let p = run_cmd(self.dockling_command(&["ps", "-a", "--no-trunc"]), Duration::from_secs(30));
             format!("== dockling ps -a\n{}{}", p.stdout, p.stderr)

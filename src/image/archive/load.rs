@@ -46,7 +46,9 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
         Some(p) => Box::new(File::open(p).map_err(|e| error::user(format!("cannot open {}: {e}", p.display())))?),
         None => {
             if io::stdin().is_terminal() {
-                return Err(error::user("requested load from stdin, but stdin is a terminal: use -i FILE or a redirect"));
+                return Err(error::user(
+                    "requested load from stdin, but stdin is a terminal: use -i FILE or a redirect",
+                ));
             }
             Box::new(io::stdin().lock())
         }
@@ -74,7 +76,9 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
         None => None,
     };
     let index: Option<ImageIndex> = match json("index.json")? {
-        Some(raw) => Some(ImageIndex::from_reader(&raw[..]).map_err(|e| error::user(format!("index.json: {}", error_line(&e))))?),
+        Some(raw) => Some(
+            ImageIndex::from_reader(&raw[..]).map_err(|e| error::user(format!("index.json: {}", error_line(&e))))?,
+        ),
         None => None,
     };
 
@@ -109,7 +113,11 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
                 merge(&mut found, desc, names);
             }
         }
-        _ => return Err(error::user("not an image archive: it has neither manifest.json (docker save) nor index.json (OCI)")),
+        _ => {
+            return Err(error::user(
+                "not an image archive: it has neither manifest.json (docker save) nor index.json (OCI)",
+            ))
+        }
     }
     if found.is_empty() {
         return Err(error::user("the archive holds no image"));
@@ -143,7 +151,8 @@ fn unpack_archive(reader: impl Read, dir: &Path) -> Result<HashMap<PathBuf, Memb
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let file = dir.join(n.to_string());
                 let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, File::create(&file)?));
-                io::copy(&mut entry, &mut out).with_context(|| format!("reading {} from the archive", path.display()))?;
+                io::copy(&mut entry, &mut out)
+                    .with_context(|| format!("reading {} from the archive", path.display()))?;
                 let (w, hex, _) = out.finish();
                 w.into_inner().map_err(|e| e.into_error()).context("writing the staging file")?;
                 if let Some(claimed) = blob_name(&path) {
@@ -179,8 +188,9 @@ fn unpack_archive(reader: impl Read, dir: &Path) -> Result<HashMap<PathBuf, Memb
 /// An archive path, normalised lexically (`a/../b` is `b`, as old `docker save` links
 /// layers); one that climbs out of the archive is refused.
 fn clean(path: &Path) -> Result<Option<PathBuf>> {
-    crate::image::paths::normalize(path, true)
-        .map_err(|_| error::user(format!("refusing archive entry {:?}: its path leaves the archive", path.display().to_string())))
+    crate::image::paths::normalize(path, true).map_err(|_| {
+        error::user(format!("refusing archive entry {:?}: its path leaves the archive", path.display().to_string()))
+    })
 }
 
 /// `blobs/sha256/<hex>` -> hex.
@@ -201,7 +211,8 @@ fn resolve(ingest: &mut Ingest, d: &Descriptor) -> Result<(Vec<u8>, String)> {
         let hex = digest::parse(d.digest().as_ref())?;
         let raw = ingest.read_json_blob(&hex, "manifest")?;
         if platform::is_index(d.media_type()) || platform::raw_is_index(&raw) {
-            let index = ImageIndex::from_reader(&raw[..]).map_err(|e| error::user(format!("index sha256:{hex}: {}", error_line(&e))))?;
+            let index = ImageIndex::from_reader(&raw[..])
+                .map_err(|e| error::user(format!("index sha256:{hex}: {}", error_line(&e))))?;
             d = platform::pick(&index)?;
             continue;
         }
@@ -224,7 +235,11 @@ fn names_of(d: &Descriptor) -> Result<Vec<String>> {
 }
 
 /// One `docker save` manifest.json entry: config and layer files; makes an OCI manifest.
-fn docker_image(ingest: &mut Ingest, members: &HashMap<PathBuf, Member>, e: &DockerEntry) -> Result<(Descriptor, Vec<String>)> {
+fn docker_image(
+    ingest: &mut Ingest,
+    members: &HashMap<PathBuf, Member>,
+    e: &DockerEntry,
+) -> Result<(Descriptor, Vec<String>)> {
     let missing = |p: &str| error::user(format!("manifest.json names {p:?}, which the archive lacks"));
     let config = member(members, &e.config).ok_or_else(|| missing(&e.config))?;
     let config_raw = ingest.read_json_blob(&config.hex, "image config")?;

@@ -57,10 +57,7 @@ pub fn is_unpacked(layout: &Layout, diff_hex: &str) -> bool {
 
 /// Bytes of file content in an unpacked layer (0 if unknown).
 pub fn size(layout: &Layout, diff_hex: &str) -> u64 {
-    fs::read_to_string(layout.layer_dir(diff_hex).join("size"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    fs::read_to_string(layout.layer_dir(diff_hex).join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Makes sure the layer `diff_hex` is unpacked from the stored blob `blob_hex`.
@@ -87,7 +84,11 @@ pub fn unpack_blob(layout: &Layout, path: &Path, blob_hex: &str, diff_hex: &str)
         return Err(digest::mismatch(&format!("layer blob {short}"), blob_hex, &got_blob));
     }
     if got_diff != diff_hex {
-        return Err(digest::mismatch(&format!("layer {short} (its uncompressed content vs. the diff id in the image config)"), diff_hex, &got_diff));
+        return Err(digest::mismatch(
+            &format!("layer {short} (its uncompressed content vs. the diff id in the image config)"),
+            diff_hex,
+            &got_diff,
+        ));
     }
     Ok(staging)
 }

@@ -54,13 +54,7 @@ struct Unpacker<'a> {
 /// Unpacks the tar stream `reader` into the existing empty directory `root`; returns
 /// the number of bytes of file content written.
 pub fn unpack(reader: impl Read, root: &Path) -> Result<u64> {
-    let mut u = Unpacker {
-        root,
-        known_dirs: HashSet::new(),
-        dirs: HashMap::new(),
-        size: 0,
-        buf: vec![0; 256 * 1024],
-    };
+    let mut u = Unpacker { root, known_dirs: HashSet::new(), dirs: HashMap::new(), size: 0, buf: vec![0; 256 * 1024] };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().context("reading the layer (not a tar archive?)")? {
         let mut entry = entry.context("reading the layer's next tar entry")?;
@@ -83,7 +77,10 @@ impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
         let raw = entry.path().context("reading a tar entry's path")?.into_owned();
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let meta = self.meta(entry, &raw)?;
@@ -146,7 +143,8 @@ impl Unpacker<'_> {
                     .into_owned();
                 check_symlink(&rel, &target)?;
                 self.make_way(&rel, false)?;
-                std::os::unix::fs::symlink(&target, &full).with_context(|| format!("creating symlink {}", rel.display()))?;
+                std::os::unix::fs::symlink(&target, &full)
+                    .with_context(|| format!("creating symlink {}", rel.display()))?;
                 std::os::unix::fs::lchown(&full, Some(meta.uid), Some(meta.gid))
                     .with_context(|| format!("chown {}", rel.display()))?;
                 set_xattrs(&full, &meta)?;
@@ -158,11 +156,13 @@ impl Unpacker<'_> {
                     .context("reading a hard link target")?
                     .ok_or_else(|| hostile(&raw, "hard link without a target"))?
                     .into_owned();
-                let Some(target_rel) = clean(&target).map_err(|_| hostile(&raw, "hard link target leaves the layer ('..')"))?
+                let Some(target_rel) =
+                    clean(&target).map_err(|_| hostile(&raw, "hard link target leaves the layer ('..')"))?
                 else {
                     return Err(hostile(&raw, "hard link to the layer root"));
                 };
-                self.check_parents(&target_rel).map_err(|_| hostile(&raw, "hard link target goes through a symlink"))?;
+                self.check_parents(&target_rel)
+                    .map_err(|_| hostile(&raw, "hard link target goes through a symlink"))?;
                 let source = self.root.join(&target_rel);
                 match fs::symlink_metadata(&source) {
                     Ok(m) if !m.is_dir() => {}
@@ -186,7 +186,8 @@ impl Unpacker<'_> {
                     _ => libc::S_IFIFO,
                 };
                 self.make_way(&rel, false)?;
-                mknod(&full, fmt | (meta.mode & 0o7777), major, minor).with_context(|| format!("mknod {}", rel.display()))?;
+                mknod(&full, fmt | (meta.mode & 0o7777), major, minor)
+                    .with_context(|| format!("mknod {}", rel.display()))?;
                 std::os::unix::fs::lchown(&full, Some(meta.uid), Some(meta.gid))
                     .with_context(|| format!("chown {}", rel.display()))?;
                 fs::set_permissions(&full, fs::Permissions::from_mode(meta.mode))
@@ -243,8 +244,9 @@ impl Unpacker<'_> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         if name == OPAQUE {
             self.ensure_dir(parent)?;
-            return set_xattr(&self.root.join(parent), "trusted.overlay.opaque", b"y")
-                .with_context(|| format!("marking {} opaque (does this filesystem allow trusted xattrs?)", parent.display()));
+            return set_xattr(&self.root.join(parent), "trusted.overlay.opaque", b"y").with_context(|| {
+                format!("marking {} opaque (does this filesystem allow trusted xattrs?)", parent.display())
+            });
         }
         if hidden.starts_with(WHITEOUT) || hidden.is_empty() || hidden == "." || hidden == ".." {
             return Ok(()); // aufs bookkeeping (.wh..wh.plnk and the like): nothing to hide
@@ -252,7 +254,8 @@ impl Unpacker<'_> {
         self.ensure_parent(rel)?;
         let target = parent.join(hidden);
         self.make_way(&target, false)?;
-        mknod(&self.root.join(&target), libc::S_IFCHR, 0, 0).with_context(|| format!("creating whiteout {}", target.display()))
+        mknod(&self.root.join(&target), libc::S_IFCHR, 0, 0)
+            .with_context(|| format!("creating whiteout {}", target.display()))
     }
 
     /// Creates the missing directories above `rel`; refuses a parent that is not a directory.
@@ -276,9 +279,14 @@ impl Unpacker<'_> {
             let full = self.root.join(&cur);
             match fs::symlink_metadata(&full) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(hostile(rel, &format!("its parent {:?} is not a directory", cur.display().to_string()))),
+                Ok(_) => {
+                    return Err(hostile(rel, &format!("its parent {:?} is not a directory", cur.display().to_string())))
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::DirBuilder::new().mode(0o755).create(&full).with_context(|| format!("creating {}", cur.display()))?;
+                    fs::DirBuilder::new()
+                        .mode(0o755)
+                        .create(&full)
+                        .with_context(|| format!("creating {}", cur.display()))?;
                 }
                 Err(e) => return Err(e).with_context(|| format!("inspecting {}", cur.display())),
             }
@@ -293,7 +301,9 @@ impl Unpacker<'_> {
         if let Some(parent) = rel.parent() {
             for c in parent.components() {
                 cur.push(c);
-                if !self.known_dirs.contains(&cur) && !fs::symlink_metadata(self.root.join(&cur)).map(|m| m.is_dir()).unwrap_or(false) {
+                if !self.known_dirs.contains(&cur)
+                    && !fs::symlink_metadata(self.root.join(&cur)).map(|m| m.is_dir()).unwrap_or(false)
+                {
                     return Err(hostile(rel, "a parent is not a directory"));
                 }
             }
@@ -329,8 +339,10 @@ impl Unpacker<'_> {
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (rel, meta) in dirs {
             let full = self.root.join(&rel);
-            std::os::unix::fs::lchown(&full, Some(meta.uid), Some(meta.gid)).with_context(|| format!("chown {}", rel.display()))?;
-            fs::set_permissions(&full, fs::Permissions::from_mode(meta.mode)).with_context(|| format!("chmod {}", rel.display()))?;
+            std::os::unix::fs::lchown(&full, Some(meta.uid), Some(meta.gid))
+                .with_context(|| format!("chown {}", rel.display()))?;
+            fs::set_permissions(&full, fs::Permissions::from_mode(meta.mode))
+                .with_context(|| format!("chmod {}", rel.display()))?;
             set_xattrs(&full, &meta)?;
             set_times_nofollow(&full, meta.mtime)?;
         }
@@ -362,7 +374,10 @@ fn check_symlink(rel: &Path, target: &Path) -> Result<()> {
             Component::ParentDir => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(hostile(rel, &format!("symlink target {:?} leaves the layer", target.display().to_string())));
+                    return Err(hostile(
+                        rel,
+                        &format!("symlink target {:?} leaves the layer", target.display().to_string()),
+                    ));
                 }
             }
             Component::Normal(_) => depth += 1,

@@ -21,8 +21,7 @@ pub fn is_loopback(registry: &str) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(registry),
     };
-    host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub fn build(reference: &ImageRef, insecure: bool) -> Client {
@@ -57,7 +56,11 @@ pub fn auth(reference: &ImageRef) -> RegistryAuth {
         vec![registry.to_string(), format!("https://{registry}"), format!("http://{registry}")]
     };
     for key in keys {
-        let Some(b64) = json.pointer(&format!("/auths/{}", key.replace('~', "~0").replace('/', "~1"))).and_then(|a| a.get("auth")).and_then(|a| a.as_str()) else {
+        let Some(b64) = json
+            .pointer(&format!("/auths/{}", key.replace('~', "~0").replace('/', "~1")))
+            .and_then(|a| a.get("auth"))
+            .and_then(|a| a.as_str())
+        else {
             continue;
         };
         if let Some((user, pass)) = decode_basic(b64) {

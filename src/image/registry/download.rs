@@ -31,7 +31,13 @@ pub struct Blob {
 }
 
 /// Fetches `blob` into a verified staging file (None if it reached the store meanwhile).
-pub async fn fetch(client: &Client, reference: &ImageRef, layout: &Layout, blob: &Blob, bar: &LayerBar) -> Result<Option<Staging>> {
+pub async fn fetch(
+    client: &Client,
+    reference: &ImageRef,
+    layout: &Layout,
+    blob: &Blob,
+    bar: &LayerBar,
+) -> Result<Option<Staging>> {
     let partial = layout.tmp_dir().join(format!("{}.partial", blob.hex));
     let mut file = open_locked(&partial).await?;
     if layout.has_blob(&blob.hex) {
@@ -59,7 +65,10 @@ pub async fn fetch(client: &Client, reference: &ImageRef, layout: &Layout, blob:
                     continue;
                 }
                 if now < blob.size {
-                    return Err(e.context(format!("downloading layer {short} (kept {now} of {} bytes for the next pull)", blob.size)));
+                    return Err(e.context(format!(
+                        "downloading layer {short} (kept {now} of {} bytes for the next pull)",
+                        blob.size
+                    )));
                 }
             }
         }
@@ -87,7 +96,14 @@ pub async fn fetch(client: &Client, reference: &ImageRef, layout: &Layout, blob:
 
 /// One request: the rest of the blob from `offset` (or all of it, if the registry
 /// ignores ranges), appended to `file`.
-async fn transfer(client: &Client, reference: &ImageRef, blob: &Blob, file: &mut File, offset: u64, bar: &LayerBar) -> Result<()> {
+async fn transfer(
+    client: &Client,
+    reference: &ImageRef,
+    blob: &Blob,
+    file: &mut File,
+    offset: u64,
+    bar: &LayerBar,
+) -> Result<()> {
     let digest = format!("sha256:{}", blob.hex);
     let desc = LayerDescriptor { digest: &digest, urls: &blob.urls };
     let (mut stream, mut pos): (SizedStream, u64) = if offset == 0 {

@@ -66,10 +66,8 @@ pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
     let images = ImageStore::new(store);
     let progress = Progress::new(opts.quiet, opts.to_stderr);
     let fetched = {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
         let result = rt.block_on(fetch(&images, &reference, opts, &progress));
         drop(rt); // joins the runtime's threads (DNS lookups run on its blocking pool)
         result
@@ -83,7 +81,12 @@ pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
     install(&images, &reference, fetched, &progress, opts)
 }
 
-async fn fetch(images: &ImageStore<'_>, reference: &ImageRef, opts: &PullOptions, progress: &Progress) -> Result<Fetched> {
+async fn fetch(
+    images: &ImageStore<'_>,
+    reference: &ImageRef,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Fetched> {
     let client = client::build(reference, opts.insecure);
     let auth = client::auth(reference);
     let (raw, _) = client.pull_manifest_raw(reference.oci(), &auth, ACCEPT).await?;
@@ -95,8 +98,9 @@ async fn fetch(images: &ImageStore<'_>, reference: &ImageRef, opts: &PullOptions
         }
     }
     let (manifest_raw, manifest_hex) = if platform::raw_is_index(&raw) {
-        let index = ImageIndex::from_reader(&raw[..])
-            .map_err(|e| error::user(format!("manifest list of {}: {}", reference.familiar(), super::error_line(&e))))?;
+        let index = ImageIndex::from_reader(&raw[..]).map_err(|e| {
+            error::user(format!("manifest list of {}: {}", reference.familiar(), super::error_line(&e)))
+        })?;
         let entry = platform::pick(&index)?;
         let hex = digest::parse(entry.digest().as_ref())?;
         let child = reference.with_digest(&hex);
@@ -171,7 +175,13 @@ async fn fetch(images: &ImageStore<'_>, reference: &ImageRef, opts: &PullOptions
 }
 
 /// Unpacks (verifying diff ids) and commits what [`fetch`] brought, then names it.
-fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress: &Progress, opts: &PullOptions) -> Result<Image> {
+fn install(
+    images: &ImageStore,
+    reference: &ImageRef,
+    fetched: Fetched,
+    progress: &Progress,
+    opts: &PullOptions,
+) -> Result<Image> {
     let layout = &images.layout;
     let name = reference.familiar();
     let before = images.lookup(&name).ok().flatten().map(|i| i.manifest_digest);

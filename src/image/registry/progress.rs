@@ -62,9 +62,11 @@ impl Progress {
     pub fn layer(&self, short: &str, total: u64) -> LayerBar {
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(total));
-            let style = ProgressStyle::with_template("{prefix}: {msg:<12} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = ProgressStyle::with_template(
+                "{prefix}: {msg:<12} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(short.to_string());
             bar.set_message("Waiting");
