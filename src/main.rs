@@ -9,7 +9,9 @@ mod image;
 mod network;
 mod security;
 mod state;
+mod sys;
 mod timing;
+mod types;
 
 use clap::Parser;
 

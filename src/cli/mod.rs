@@ -15,8 +15,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::container::{self, RunOptions};
-use crate::network::{self, NetworkMode};
+use crate::network;
 use crate::state::Store;
+use crate::types::NetworkMode;
 
 #[derive(Parser, Debug)]
 #[command(

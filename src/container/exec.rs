@@ -10,8 +10,9 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
-use super::{forward_signals, init, liveness, tty, wait_child};
+use super::{forward_signals, init, tty, wait_child};
 use crate::state::Store;
+use crate::sys::process;
 use crate::{error, explain};
 
 pub struct ExecOptions {
@@ -31,7 +32,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(error::user("exec needs a command to run"));
     }
-    let _pin = liveness::pidfd(pid, start)
+    let _pin = process::pidfd(pid, start)
         .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
     let mut env = c.env.clone();
     for kv in super::build_env(&opts.env)?.into_iter().skip(2) {
@@ -68,7 +69,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
         }
     }
     // The fds pin the namespaces; make sure they still belong to the container we checked.
-    if !liveness::same_process(pid, start) {
+    if !process::same_process(pid, start) {
         return Err(error::exit(1, format!("container {} is not running", c.short_id())));
     }
     explain::approx(

@@ -14,7 +14,7 @@ use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use super::rootfs;
 use super::spawn::InitConfig;
 use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
-use crate::network::NetworkMode;
+use crate::types::NetworkMode;
 
 /// Default PATH, as Docker sets it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::Utc;
 
-use super::liveness;
 use crate::error;
 use crate::network;
 use crate::state::{Status, Store};
+use crate::sys::process;
 
 /// How long to wait for a monitor to finish recording and cleaning up.
 const MONITOR_GRACE: Duration = Duration::from_secs(10);
@@ -88,8 +88,8 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
         if pid == std::process::id() as i32 {
             return;
         }
-        if let Some(fd) = liveness::pidfd(pid, start) {
-            liveness::wait_exit(&fd, MONITOR_GRACE);
+        if let Some(fd) = process::pidfd(pid, start) {
+            process::wait_exit(&fd, MONITOR_GRACE);
         }
     }
 }
@@ -98,7 +98,7 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
 /// stopped and cleaned up.
 fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     let c = wait_until_started(store, store.resolve(key)?);
-    if let Some(me) = liveness::this_process() {
+    if let Some(me) = process::this_process() {
         store.update(&c.id, |c| {
             c.stopper = Some(me);
             Ok(())
@@ -106,15 +106,15 @@ fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     }
     let mut sent = None;
     if let (Some(pid), Some(start)) = (c.pid, c.pid_start) {
-        if let Some(fd) = liveness::pidfd(pid, start) {
+        if let Some(fd) = process::pidfd(pid, start) {
             // The image's StopSignal (e.g. SIGQUIT for nginx), else SIGTERM, as Docker.
             let first = crate::image::stop_signal(store, &c.image_id).unwrap_or(libc::SIGTERM);
             sent = Some(first);
-            liveness::signal(&fd, first);
-            if !liveness::wait_exit(&fd, timeout) {
+            process::signal(&fd, first);
+            if !process::wait_exit(&fd, timeout) {
                 sent = Some(libc::SIGKILL);
-                liveness::signal(&fd, libc::SIGKILL);
-                liveness::wait_exit(&fd, Duration::from_secs(10));
+                process::signal(&fd, libc::SIGKILL);
+                process::wait_exit(&fd, Duration::from_secs(10));
             }
         }
     }

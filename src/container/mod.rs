@@ -2,13 +2,13 @@
 //! commands (`stop`, `rm`) with the one teardown path they all share.
 
 mod exec;
+mod image_defaults;
 mod init;
 mod lifecycle;
-pub mod liveness;
 pub mod logfile;
 mod monitor;
 pub mod mounts;
-mod names;
+mod naming;
 mod rootfs;
 mod spawn;
 mod tty;
@@ -28,8 +28,10 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::error;
-use crate::network::{self, NetworkMode};
+use crate::network;
 use crate::state::{self, Container, NetworkRecord, Status, Store};
+use crate::sys::process;
+use crate::types::NetworkMode;
 use spawn::{InitConfig, SyncPipes};
 
 /// What `dockling run` was asked to do.
@@ -46,7 +48,7 @@ pub struct RunOptions {
     pub network: NetworkMode,
     pub security: crate::security::Security,
     pub limits: crate::cgroups::Limits,
-    pub mounts: Vec<mounts::Mount>,
+    pub mounts: Vec<crate::types::Mount>,
     pub image: String,
     pub command: Vec<String>,
     /// `-P`: publish the image's ExposedPorts on free host ports.
@@ -74,11 +76,11 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     crate::timing::mark("run: parsed");
     let image = crate::image::for_run(store, &opts.image, opts.pull)?;
     crate::timing::mark("run: image");
-    image.config().apply(&mut opts)?;
+    image_defaults::apply(&image.config(), &mut opts)?;
     if let Some(name) = &opts.name {
-        names::validate(name)?;
+        naming::validate(name)?;
     }
-    let ports = network::parse_ports(&opts.publish)?;
+    let ports = crate::types::parse_ports(&opts.publish)?;
     if !ports.is_empty() && opts.network != NetworkMode::Bridge {
         return Err(error::user(format!(
             "conflicting options: port publishing and the {} network mode",
@@ -134,9 +136,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     // before any of it is made and before the process can run (a crash leaves a record
     // that says what to clean). From here on it counts as running.
     c.pid = Some(pid.as_raw());
-    c.pid_start = liveness::start_time(pid.as_raw());
+    c.pid_start = process::start_time(pid.as_raw());
     c.monitor_pid = Some(monitor.as_raw());
-    c.monitor_start = liveness::start_time(monitor.as_raw());
+    c.monitor_start = process::start_time(monitor.as_raw());
     c.started_at = Some(Utc::now());
     c.status = Status::Running;
     network::plan(&mut c);
@@ -300,7 +302,7 @@ fn create_record(
     let _names = store.lock_names()?;
     let id = state::new_id()?;
     if let Some(name) = &opts.name {
-        if let Some(other) = state::names::holder_of(store, name)? {
+        if let Some(other) = state::name_index::holder_of(store, name)? {
             return Err(name_conflict(name, &other));
         }
     }
@@ -309,7 +311,7 @@ fn create_record(
     env.insert(0, format!("HOSTNAME={hostname}"));
     let mut c = Container {
         id: id.clone(),
-        name: opts.name.clone().unwrap_or_else(|| names::generate(&id, 0)),
+        name: opts.name.clone().unwrap_or_else(|| naming::generate(&id, 0)),
         image: opts.image.clone(),
         image_id: image_id.to_string(),
         command: opts.command.clone(),
@@ -339,7 +341,7 @@ fn create_record(
         oom_killed: false,
         stopper: None,
         cleaned: false,
-        creator: liveness::this_process(),
+        creator: process::this_process(),
     };
     fs::create_dir(store.container_dir(&id)).context("creating the container directory")?;
     if let Err(e) = save_and_claim_name(store, &mut c, opts.name.is_none()) {
@@ -353,10 +355,10 @@ fn create_record(
 /// every record). A generated name that is taken gives way to the next candidate.
 fn save_and_claim_name(store: &Store, c: &mut Container, generated: bool) -> Result<()> {
     let fallback = c.id[..12].to_string();
-    let mut candidates = (1..100).map(|i| names::generate(&c.id, i)).chain([fallback]);
+    let mut candidates = (1..100).map(|i| naming::generate(&c.id, i)).chain([fallback]);
     loop {
         store.save(c)?;
-        let Some(other) = state::names::claim(store, &c.name, &c.id)? else { return Ok(()) };
+        let Some(other) = state::name_index::claim(store, &c.name, &c.id)? else { return Ok(()) };
         match candidates.next() {
             Some(next) if generated => c.name = next,
             _ => return Err(name_conflict(&c.name, &other)),

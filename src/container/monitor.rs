@@ -108,7 +108,7 @@ fn exec_small_monitor(store: &Store, id: &str, pid: Pid, streams: &[OwnedFd]) ->
         .arg(&exe)
         .arg("_monitor-exit")
         .arg(&store.root)
-        .arg(&store.run)
+        .arg(&store.runtime_dir)
         .arg(id)
         .exec();
     Some(err)

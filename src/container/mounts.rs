@@ -5,15 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
-use serde::{Deserialize, Serialize};
 
+use crate::types::Mount;
 use crate::{error, explain};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Mount {
-    Bind { source: PathBuf, target: String, read_only: bool },
-    Tmpfs { target: String },
-}
 
 /// Checks the flags before anything is created: absolute paths, existing sources.
 pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
@@ -136,7 +130,7 @@ pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
                         .with_context(|| format!("binding {} to {target}", source.display()));
                 }
                 if *read_only {
-                    crate::security::paths::remount_read_only(dest)?;
+                    crate::security::masked_paths::remount_read_only(dest)?;
                 }
             }
             (Mount::Tmpfs { target }, _) => {

@@ -58,14 +58,14 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     super::mounts::apply(&cfg.mounts, volumes)?;
     crate::timing::mark("init: etc");
     if !cfg.security.privileged {
-        crate::security::paths::apply()?;
+        crate::security::masked_paths::apply()?;
     }
     if cfg.security.read_only {
         explain::step(
             "mount -o remount,bind,ro /",
             "--read-only: the root filesystem refuses writes (volumes and tmpfs stay writable)",
         );
-        crate::security::paths::remount_read_only(Path::new("/"))?;
+        crate::security::masked_paths::remount_read_only(Path::new("/"))?;
     }
     Ok(())
 }

@@ -30,11 +30,11 @@ pub struct InitConfig {
     /// Files bind-mounted over the image's: (path inside, contents).
     pub etc_files: Vec<(&'static str, String)>,
     pub new_net: bool,
-    pub network_mode: crate::network::NetworkMode,
+    pub network_mode: crate::types::NetworkMode,
     /// The cgroups init moves itself into before anything else.
     pub cgroups: Vec<PathBuf>,
     pub security: crate::security::Security,
-    pub mounts: Vec<super::mounts::Mount>,
+    pub mounts: Vec<crate::types::Mount>,
     /// `-i`: keep stdin attached (otherwise it is /dev/null).
     pub interactive: bool,
     /// `-t`: the console socket init sends its pty master on.

@@ -1,13 +1,9 @@
-//! How an image's config shapes `run`: Entrypoint and Cmd, Env, WorkingDir, User,
-//! ExposedPorts (for `-P`) and StopSignal, with Docker's rules for what `run`'s own
-//! flags and arguments replace.
+//! What an image's config says about running it: Entrypoint and Cmd, Env, WorkingDir,
+//! User, ExposedPorts (for `-P`) and StopSignal (`container::image_defaults` applies it).
 
-use anyhow::Result;
 use oci_spec::image::Config;
 
 use super::store::Image;
-use crate::container::RunOptions;
-use crate::network::NetworkMode;
 
 /// The runtime part of an image's config (empty for images without one, like imports).
 pub struct RunConfig<'a> {
@@ -51,44 +47,6 @@ impl RunConfig<'_> {
     #[allow(dead_code)]
     pub fn stop_signal(&self) -> Option<String> {
         self.cfg.and_then(|c| c.stop_signal().clone()).filter(|s| !s.is_empty())
-    }
-
-    /// Fills in what `run` was not told, from the image, as `docker run` does:
-    /// - the command is Entrypoint + Cmd; arguments after the image replace Cmd, and
-    ///   `--entrypoint` replaces Entrypoint (and drops the image's Cmd);
-    /// - the image's Env comes before `-e` (so `-e` wins);
-    /// - WorkingDir and User apply unless `-w` / `-u` were given;
-    /// - `-P` publishes every ExposedPorts entry on a free host port (bridge network only,
-    ///   as other modes have no ports to publish).
-    pub fn apply(&self, opts: &mut RunOptions) -> Result<()> {
-        let (entrypoint, cmd) = match opts.entrypoint.take() {
-            Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
-            Some(e) => (vec![e], Vec::new()),
-            None => (self.entrypoint(), self.cmd()),
-        };
-        let args = if opts.command.is_empty() { cmd } else { std::mem::take(&mut opts.command) };
-        opts.command = entrypoint.into_iter().chain(args).collect();
-        // An image's bare `KEY` must never pull the value from the caller's environment
-        // (that is only for `-e KEY` typed on the command line).
-        let mut env: Vec<String> =
-            self.env().into_iter().map(|e| if e.contains('=') { e } else { format!("{e}=") }).collect();
-        env.append(&mut opts.env);
-        opts.env = env;
-        if opts.workdir.is_none() {
-            opts.workdir = self.working_dir();
-        }
-        if opts.security.user.is_none() {
-            if let Some(user) = self.user() {
-                crate::security::user::validate(&user)?;
-                opts.security.user = Some(user);
-            }
-        }
-        if opts.publish_all && opts.network == NetworkMode::Bridge {
-            for port in self.exposed_ports() {
-                opts.publish.push(port);
-            }
-        }
-        Ok(())
     }
 }
 

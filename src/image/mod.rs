@@ -6,6 +6,7 @@
 //! [`Image::id`] and [`Image::config`] (what `run` takes from the image).
 
 mod archive;
+mod archive_path;
 mod changes;
 mod config;
 mod digest;
@@ -15,7 +16,6 @@ mod ingest;
 mod layers;
 mod layout;
 mod manifest;
-mod paths;
 mod platform;
 mod reference;
 mod registry;
@@ -24,7 +24,7 @@ mod store;
 pub use archive::{load, save};
 // For `stop` (StopSignal): `stop_signal(store, &c.image_id).unwrap_or(libc::SIGTERM)`.
 #[allow(unused_imports)]
-pub use config::{parse_signal, stop_signal};
+pub use config::{parse_signal, stop_signal, RunConfig};
 pub use gc::{prune, remove};
 pub use import::import;
 pub use reference::split_familiar as split_name;

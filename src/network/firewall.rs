@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use anyhow::{anyhow, Result};
 
 use super::ipam::Subnet;
-use super::ports::PortMapping;
 use crate::explain;
+use crate::types::PortMapping;
 
 pub const NAT_POSTROUTING: &str = "DOCKLING-POSTROUTING";
 pub const NAT_DNAT: &str = "DOCKLING-DNAT";

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::ports::PortMapping;
 use crate::error;
 use crate::state::{FileLock, Store};
+use crate::types::PortMapping;
 
 /// An IPv4 subnet like 10.131.0.0/24.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,8 @@ pub struct Ipam {
 
 impl Ipam {
     pub fn lock(store: &Store) -> Result<Ipam> {
-        let lock = FileLock::exclusive(&store.run.join("network.lock"))?;
-        let path = store.run.join("network.json");
+        let lock = FileLock::exclusive(&store.runtime_dir.join("network.lock"))?;
+        let path = store.runtime_dir.join("network.json");
         let state = match fs::read(&path) {
             Ok(data) => serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => NetState::default(),

@@ -10,51 +10,21 @@ pub mod firewall;
 mod ipam;
 mod netlink;
 mod netns;
-mod ports;
 mod veth;
-
-pub use ports::{parse_all as parse_ports, PortMapping, PortSpec, Proto};
 
 use std::net::{SocketAddrV4, TcpListener, UdpSocket};
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
 use crate::error;
 use crate::explain;
 use crate::state::{Container, Store};
+use crate::types::{NetworkMode, PortMapping, PortSpec, Proto};
 use firewall::{Firewall, Iptables};
 use ipam::{Ipam, Subnet};
 
 /// Chosen to collide with neither Docker's 172.17.0.0/16 nor Podman's 10.88.0.0/16.
 pub const DEFAULT_SUBNET: &str = "10.131.0.0/24";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkMode {
-    Bridge,
-    None,
-    Host,
-}
-
-impl NetworkMode {
-    pub fn parse(s: &str) -> Result<NetworkMode> {
-        match s {
-            "bridge" | "default" => Ok(NetworkMode::Bridge),
-            "none" => Ok(NetworkMode::None),
-            "host" => Ok(NetworkMode::Host),
-            other => Err(error::user(format!("network {other} not found (use bridge, none or host)"))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::Bridge => "bridge",
-            NetworkMode::None => "none",
-            NetworkMode::Host => "host",
-        }
-    }
-}
 
 /// Reserves an address and the host ports (refusing taken ones) before anything is made.
 pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<()> {

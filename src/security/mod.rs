@@ -5,7 +5,7 @@
 //! Applied in the container's init (and in every `exec`) right before `execve`.
 
 pub mod capabilities;
-pub mod paths;
+pub mod masked_paths;
 pub mod seccomp;
 pub mod user;
 

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::container::liveness;
-use crate::network::{NetworkMode, PortMapping};
+use crate::sys::process;
+use crate::types::{Mount, NetworkMode, PortMapping};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +63,7 @@ pub struct Container {
     #[serde(default)]
     pub limits: crate::cgroups::Limits,
     #[serde(default)]
-    pub mounts: Vec<crate::container::mounts::Mount>,
+    pub mounts: Vec<Mount>,
     /// cgroup directories, recorded before they are created.
     #[serde(default)]
     pub cgroups: Vec<std::path::PathBuf>,
@@ -97,7 +97,7 @@ impl Container {
     /// Whether the recorded process is still the one we started.
     pub fn process_alive(&self) -> bool {
         match (self.pid, self.pid_start) {
-            (Some(pid), Some(start)) => liveness::same_process(pid, start),
+            (Some(pid), Some(start)) => process::same_process(pid, start),
             _ => false,
         }
     }
@@ -106,12 +106,12 @@ impl Container {
     pub fn starting(&self) -> bool {
         self.pid.is_none()
             && self.status == Status::Created
-            && self.creator.is_some_and(|(pid, start)| liveness::same_process(pid, start))
+            && self.creator.is_some_and(|(pid, start)| process::same_process(pid, start))
     }
 
     pub fn monitor_alive(&self) -> bool {
         match (self.monitor_pid, self.monitor_start) {
-            (Some(pid), Some(start)) => liveness::same_process(pid, start),
+            (Some(pid), Some(start)) => process::same_process(pid, start),
             _ => false,
         }
     }
@@ -131,7 +131,7 @@ impl Container {
 
     /// A live `stop`/`rm` other than this process has claimed the teardown.
     pub fn stopper_elsewhere(&self) -> bool {
-        self.stopper.is_some_and(|(pid, start)| pid != std::process::id() as i32 && liveness::same_process(pid, start))
+        self.stopper.is_some_and(|(pid, start)| pid != std::process::id() as i32 && process::same_process(pid, start))
     }
 
     pub fn is_running(&self) -> bool {

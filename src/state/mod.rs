@@ -9,7 +9,7 @@
 
 mod container;
 mod lock;
-pub mod names;
+pub mod name_index;
 mod trash;
 
 pub use container::{Container, Liveness, NetworkRecord, Status};
@@ -28,7 +28,8 @@ const DEFAULT_RUN: &str = "/run/dockling";
 /// The state root and the operations on container records.
 pub struct Store {
     pub root: PathBuf,
-    pub run: PathBuf,
+    /// Runtime state (locks, leases): forgotten at reboot, as the kernel forgets.
+    pub runtime_dir: PathBuf,
     /// Subnet asked for on the command line or in DOCKLING_SUBNET, if any.
     pub subnet: Option<String>,
 }
@@ -56,12 +57,12 @@ impl Store {
                     .with_context(|| format!("restricting {}", dir.display()))?;
             }
         }
-        Ok(Store { root, run, subnet: subnet.map(String::from) })
+        Ok(Store { root, runtime_dir: run, subnet: subnet.map(String::from) })
     }
 
     /// A store whose directories exist already (the monitor's exit handler).
-    pub fn at(root: PathBuf, run: PathBuf) -> Store {
-        Store { root, run, subnet: None }
+    pub fn at(root: PathBuf, runtime_dir: PathBuf) -> Store {
+        Store { root, runtime_dir, subnet: None }
     }
 
     pub fn containers_dir(&self) -> PathBuf {
@@ -74,7 +75,7 @@ impl Store {
 
     /// Serialises creating and removing containers (name uniqueness).
     pub fn lock_names(&self) -> Result<FileLock> {
-        FileLock::exclusive(&self.run.join("names.lock"))
+        FileLock::exclusive(&self.runtime_dir.join("names.lock"))
     }
 
     /// Serialises changes to one container's record.
@@ -145,14 +146,14 @@ impl Store {
     /// deleted from the disk in the background (see `trash`).
     /// Its name is given up first. The caller holds the names lock.
     pub fn remove_dir(&self, id: &str, name: &str) -> Result<()> {
-        names::release(self, name, id)?;
+        name_index::release(self, name, id)?;
         trash::discard(&self.root, &self.container_dir(id))
     }
 
     /// Removes a container's directory before returning (a `run` that never started its
     /// container leaves nothing behind, not even in the trash).
     pub fn remove_dir_now(&self, id: &str, name: &str) -> Result<()> {
-        names::release(self, name, id)?;
+        name_index::release(self, name, id)?;
         remove_tree(&self.container_dir(id))
     }
 }

@@ -188,7 +188,7 @@ fn unpack_archive(reader: impl Read, dir: &Path) -> Result<HashMap<PathBuf, Memb
 /// An archive path, normalised lexically (`a/../b` is `b`, as old `docker save` links
 /// layers); one that climbs out of the archive is refused.
 fn clean(path: &Path) -> Result<Option<PathBuf>> {
-    crate::image::paths::normalize(path, true).map_err(|_| {
+    crate::image::archive_path::normalize(path, true).map_err(|_| {
         error::user(format!("refusing archive entry {:?}: its path leaves the archive", path.display().to_string()))
     })
 }

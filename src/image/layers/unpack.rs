@@ -70,7 +70,7 @@ fn hostile(path: &Path, why: &str) -> anyhow::Error {
 
 /// The entry's path relative to the layer root (None for the root itself); `..` refused.
 fn clean(path: &Path) -> Result<Option<PathBuf>> {
-    crate::image::paths::normalize(path, false).map_err(|_| hostile(path, "its path leaves the layer ('..')"))
+    crate::image::archive_path::normalize(path, false).map_err(|_| hostile(path, "its path leaves the layer ('..')"))
 }
 
 impl Unpacker<'_> {

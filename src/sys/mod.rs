@@ -1,0 +1,4 @@
+//! System-call helpers shared across dockling: one home for each small piece of
+//! kernel plumbing (process identity, descriptors, locks, terminals, threads).
+
+pub mod process;
