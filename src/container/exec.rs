@@ -10,7 +10,8 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
-use super::{forward_signals, init, tty, wait_child};
+use super::foreground::{forward_signals, wait_child};
+use super::{init, tty};
 use crate::state::Store;
 use crate::sys::process;
 use crate::{error, explain};
@@ -35,7 +36,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     let _pin = process::pidfd(pid, start)
         .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
     let mut env = c.env.clone();
-    for kv in super::build_env(&opts.env)?.into_iter().skip(2) {
+    for kv in super::env::build_env(&opts.env)?.into_iter().skip(2) {
         let key = kv.split('=').next().unwrap_or_default().to_string();
         env.retain(|e| e.split('=').next() != Some(key.as_str()));
         env.push(kv);
@@ -151,7 +152,7 @@ fn child(
         return (error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
     }
     match security.apply() {
-        Ok(home) => init::apply_home(env, home),
+        Ok(home) => super::env::apply_home(env, home),
         Err(e) => return (error::RUNTIME_ERROR, format!("{e:#}")),
     }
     init::exec_command(&opts.command, env, workdir)

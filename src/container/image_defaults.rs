@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::RunOptions;
+use super::run::RunOptions;
 use crate::image::RunConfig;
 use crate::types::NetworkMode;
 

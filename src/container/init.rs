@@ -16,9 +16,6 @@ use super::spawn::InitConfig;
 use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
 use crate::types::NetworkMode;
 
-/// Default PATH, as Docker sets it.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 pub fn main(cfg: &mut InitConfig, go: RawFd, err: RawFd) -> i32 {
     match setup_and_exec(cfg, go) {
         Ok(never) => match never {},
@@ -77,22 +74,11 @@ fn setup_and_exec(cfg: &mut InitConfig, go: RawFd) -> Result<Never, Failure> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("unsharing the cgroup namespace"))?;
     }
     let home = cfg.security.apply().map_err(|e| (RUNTIME_ERROR, format!("{e:#}")))?;
-    apply_home(&mut cfg.env, home);
+    super::env::apply_home(&mut cfg.env, home);
     crate::timing::mark("init: secured");
     crate::explain::close_output();
 
     Err(exec_command(&cfg.argv, &cfg.env, &cfg.workdir))
-}
-
-/// After a switch to another user, HOME follows its passwd entry unless `-e HOME` was given.
-pub fn apply_home(env: &mut [String], home: Option<String>) {
-    if let Some(home) = home {
-        for e in env.iter_mut() {
-            if e == "HOME=/root" {
-                *e = format!("HOME={home}");
-            }
-        }
-    }
 }
 
 /// Resolves and execs the command with its environment and working directory; returns
@@ -105,7 +91,7 @@ pub fn exec_command(argv: &[String], env: &[String], workdir: &str) -> Failure {
 }
 
 fn try_exec(argv: &[String], env: &[String], workdir: &str) -> Result<Never, Failure> {
-    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
+    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(super::env::DEFAULT_PATH).to_string();
     let first = argv.first().ok_or((RUNTIME_ERROR, "no command given".to_string()))?;
     let program = resolve(first, &env_path)?;
     enter_workdir(workdir)?;

@@ -19,9 +19,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use super::foreground::exit_code_of;
+use super::lifecycle::finish;
 use super::logfile::LogWriter;
 use super::spawn::{self, InitConfig, SyncPipes};
-use super::{exit_code_of, finish};
 use crate::state::Store;
 
 /// Body of the forked monitor. Reports the container pid (or an error) on `report`.

@@ -1,0 +1,308 @@
+//! `dockling run`: validate everything, record the container, clone it, wire it up,
+//! release it to exec its command, and (attached) wait for it.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use nix::sys::signal::{self, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use super::foreground::{exit_code_of, forward_signals, wait_child};
+use super::lifecycle::{self, finish};
+use super::spawn::{self, InitConfig, SyncPipes};
+use super::{env, image_defaults, monitor, naming, record, tty};
+use crate::error;
+use crate::network;
+use crate::state::{Container, Status, Store};
+use crate::sys::process;
+use crate::types::NetworkMode;
+
+/// What `dockling run` was asked to do.
+pub struct RunOptions {
+    pub detach: bool,
+    pub interactive: bool,
+    pub tty: bool,
+    pub auto_remove: bool,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub publish: Vec<String>,
+    pub network: NetworkMode,
+    pub security: crate::security::Security,
+    pub limits: crate::cgroups::Limits,
+    pub mounts: Vec<crate::types::Mount>,
+    pub image: String,
+    pub command: Vec<String>,
+    /// `-P`: publish the image's ExposedPorts on free host ports.
+    pub publish_all: bool,
+    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
+    pub entrypoint: Option<String>,
+    /// `--pull`: when to pull the image first.
+    pub pull: crate::image::PullPolicy,
+}
+
+/// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
+pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
+    // 1. Everything a user can get wrong is checked before anything is created.
+    // The image (pulled first if missing; the pull's threads are gone when this returns),
+    // and what its config says about command, env, workdir, user and ports.
+    crate::timing::mark("run: parsed");
+    let image = crate::image::for_run(store, &opts.image, opts.pull)?;
+    crate::timing::mark("run: image");
+    image_defaults::apply(&image.config(), &mut opts)?;
+    if let Some(name) = &opts.name {
+        naming::validate(name)?;
+    }
+    let ports = crate::types::parse_ports(&opts.publish)?;
+    if !ports.is_empty() && opts.network != NetworkMode::Bridge {
+        return Err(error::user(format!(
+            "conflicting options: port publishing and the {} network mode",
+            opts.network.as_str()
+        )));
+    }
+    if opts.command.is_empty() {
+        return Err(error::user("No command specified"));
+    }
+    let mut env = env::build_env(&opts.env)?;
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let workdir = opts.workdir.clone().unwrap_or_else(|| "/".into());
+    if !workdir.starts_with('/') {
+        return Err(error::user(format!(
+            "the working directory '{workdir}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    if let Some(h) = &opts.hostname {
+        if h.is_empty() || h.len() > 64 || !h.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) {
+            return Err(error::user(format!("invalid hostname format: {h}")));
+        }
+    }
+
+    // 2. The record, created under the names lock so two runs never share a name. A name
+    // or port held by a container whose monitor died is freed by finishing its teardown.
+    let mut c = lifecycle::retry_after_reconcile(store, || {
+        record::create(store, &opts, &image.id, env.clone(), workdir.clone())
+    })?;
+    let id = c.id.clone();
+    crate::timing::mark("run: record");
+    // (The lease and ports live in the network state under the container's id, and the
+    // cgroups were in the record from the start, so none of this needs another write.)
+    let started = lifecycle::retry_after_reconcile(store, || network::reserve(store, &mut c, &ports))
+        .and_then(|_| {
+            crate::timing::mark("run: reserved");
+            crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)
+        })
+        .and_then(|_| {
+            crate::timing::mark("run: cgroups");
+            start(store, &c, &image, &opts)
+        });
+    let (pid, monitor, mut starter, console) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            abandon(store, &id, &c.name);
+            return Err(e);
+        }
+    };
+
+    // 4. The process, and every network change still to come, are recorded in one write
+    // before any of it is made and before the process can run (a crash leaves a record
+    // that says what to clean). From here on it counts as running.
+    c.pid = Some(pid.as_raw());
+    c.pid_start = process::start_time(pid.as_raw());
+    c.monitor_pid = Some(monitor.as_raw());
+    c.monitor_start = process::start_time(monitor.as_raw());
+    c.started_at = Some(Utc::now());
+    c.status = Status::Running;
+    network::plan(&mut c);
+    crate::timing::mark("run: cloned");
+    let setup = (|| -> Result<()> {
+        // Under the container's lock: a `stop`, an `rm -f`, or the monitor finishing a
+        // container that died during setup waits until everything planned here exists
+        // (and is recorded), then undoes all of it; and this write can never overwrite
+        // the exit they record.
+        let _lock = store.lock_container(&id)?;
+        if store.load(&id)?.status == Status::Exited {
+            anyhow::bail!("the container exited before it started");
+        }
+        store.save(&c)?;
+        network::attach(store, &c, pid)
+    })();
+    crate::timing::mark("run: attached");
+    if let Err(e) = setup {
+        // Killed from outside during setup: report that, as the exit it is.
+        if !opts.detach {
+            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) =
+                waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+            {
+                let code = exit_code_of(status);
+                let _ = finish(store, &id, code);
+                // Init may have died of its own failure and said why on the error pipe.
+                if let Some((code, message)) = starter.wait_exec() {
+                    return Err(error::exit(code, message));
+                }
+                return Ok(code.unwrap_or(error::RUNTIME_ERROR));
+            }
+        }
+        let _ = signal::kill(pid, Signal::SIGKILL);
+        if !opts.detach {
+            let _ = waitpid(pid, None);
+            let _ = finish(store, &id, Some(error::RUNTIME_ERROR));
+        } else {
+            lifecycle::wait_for_monitor(store, &id);
+        }
+        abandon(store, &id, &c.name);
+        // If init failed on its own, its message says more than what we tripped over.
+        if let Some((code, message)) = starter.wait_exec() {
+            return Err(error::exit(code, message));
+        }
+        return Err(e);
+    }
+    // The container's terminal arrives once its /dev is ready (or not at all if init failed).
+    let master = console.map(|sock| tty::receive_master(&sock));
+    // If init failed while preparing the root (and is gone), the go byte meets a closed
+    // pipe: its own message, read next, says what went wrong.
+    let released = starter.release();
+    if !opts.detach {
+        forward_signals(pid);
+    }
+    if let Some((code, message)) = starter.wait_exec() {
+        if !opts.detach {
+            let status = wait_child(pid);
+            let _ = finish(store, &id, status.or(Some(code)));
+        }
+        return Err(error::exit(code, message));
+    }
+    if let Err(e) = released {
+        // Gone without a word (killed from outside before it started).
+        if !opts.detach {
+            let status = wait_child(pid);
+            let _ = finish(store, &id, status);
+        }
+        return Err(e);
+    }
+    if opts.detach {
+        println!("{id}");
+        return Ok(0);
+    }
+    if let Some(master) = master {
+        tty::attach(&master?, opts.interactive)?;
+    }
+    crate::timing::mark("run: released");
+    let code = wait_child(pid);
+    crate::timing::mark("run: exited");
+    finish(store, &id, code)?;
+    crate::timing::mark("run: finished");
+    Ok(code.unwrap_or(error::RUNTIME_ERROR))
+}
+
+/// Step 3: init's configuration and the clone (still single-threaded here). Returns the
+/// container's pid, the pid of the process that waits for it, and the host side's handles.
+fn start(
+    store: &Store,
+    c: &Container,
+    image: &crate::image::Image,
+    opts: &RunOptions,
+) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
+    let id = &c.id;
+    let dir = store.container_dir(id);
+    for sub in ["upper", "work"] {
+        fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {sub} dir"))?;
+    }
+    crate::timing::mark("start: dirs");
+    let mut cfg = InitConfig {
+        lowers: image.layers(),
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        // The overlay goes over the container's own directory, inside the container's
+        // mount namespace only (the host still sees upper/ and work/ there): one
+        // directory fewer to make and delete per container.
+        merged: dir.clone(),
+        hostname: c.hostname.clone(),
+        argv: c.command.clone(),
+        env: c.env.clone(),
+        workdir: c.workdir.clone(),
+        etc_files: network::etc_files(c),
+        new_net: c.network_mode != NetworkMode::Host,
+        network_mode: c.network_mode,
+        cgroups: c.cgroups.clone(),
+        security: c.security.clone(),
+        mounts: c.mounts.clone(),
+        interactive: opts.interactive && !opts.detach,
+        console: None,
+        stdio: None,
+    };
+    let console = if opts.tty {
+        let (ours, theirs) = tty::console_socket()?;
+        cfg.console = Some(theirs);
+        Some(ours)
+    } else {
+        None
+    };
+    let pipes = SyncPipes::new()?;
+    crate::timing::mark("start: config");
+    if opts.detach {
+        let (pid, monitor, starter) = fork_monitor(store, id, cfg, pipes, console)?;
+        Ok((pid, monitor, starter, None))
+    } else {
+        let pid = spawn::spawn(cfg, &pipes)?;
+        Ok((pid, Pid::this(), pipes.into_starter(), console))
+    }
+}
+
+/// A `run` that failed before its container ran: undo what it made; the record goes
+/// only if everything was undone (otherwise `rm -f` can still finish the job).
+fn abandon(store: &Store, id: &str, name: &str) {
+    if lifecycle::cleanup(store, id).is_ok() {
+        let _names = store.lock_names();
+        let _ = store.remove_dir_now(id, name);
+    }
+}
+
+/// Forks the monitor, which clones the container as its own child; returns both pids.
+fn fork_monitor(
+    store: &Store,
+    id: &str,
+    cfg: InitConfig,
+    pipes: SyncPipes,
+    console: Option<OwnedFd>,
+) -> Result<(Pid, Pid, spawn::Starter)> {
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // The monitor writes its container's --explain lines to a saved copy of our stderr.
+    let explain_fd = if crate::explain::enabled() { nix::unistd::dup(2).ok() } else { None };
+    // SAFETY: single-threaded here; the child only runs monitor::run and exits.
+    match unsafe { nix::unistd::fork() }.context("forking the monitor")? {
+        ForkResult::Child => {
+            drop(report_r);
+            if let Some(fd) = explain_fd {
+                crate::explain::set_output(fd);
+            }
+            monitor::run(store, id, cfg, pipes, report_w, console)
+        }
+        ForkResult::Parent { child } => {
+            drop(report_w);
+            if let Some(fd) = explain_fd {
+                let _ = nix::unistd::close(fd);
+            }
+            drop(cfg);
+            drop(console);
+            let starter = pipes.into_starter();
+            // One line: the container's pid, or "error\tmessage".
+            let mut text = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(std::fs::File::from(report_r)), &mut text)
+                .context("reading from the monitor")?;
+            match text.trim().parse::<i32>() {
+                Ok(pid) => Ok((Pid::from_raw(pid), child, starter)),
+                Err(_) => {
+                    let _ = waitpid(child, None);
+                    let message = text.strip_prefix("error\t").unwrap_or("the monitor failed to start the container");
+                    Err(anyhow::anyhow!("{message}"))
+                }
+            }
+        }
+    }
+}
