@@ -1,7 +1,6 @@
 //! `dockling exec`: a new process inside all of a running container's namespaces and
 //! root, with its environment. Like `nsenter --target PID --all` followed by the command.
 
-use std::io::Read;
 use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
@@ -11,7 +10,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
 use super::foreground::{forward_signals, wait_child};
-use super::{init, tty};
+use super::sync::{self, Failure, Message};
+use super::{execve, tty};
 use crate::state::Store;
 use crate::sys::process;
 use crate::{error, explain};
@@ -101,17 +101,21 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
         ForkResult::Child => {
             drop(err_r);
             let failure = child(&opts, master.as_ref().map(|(_, n)| n.as_str()), &mut env, &workdir, &c.security);
-            let mut pipe = std::fs::File::from(err_w);
-            let _ = std::io::Write::write_all(&mut pipe, format!("{}\t{}", failure.0, failure.1).as_bytes());
-            std::process::exit(failure.0);
+            let code = failure.code;
+            let _ = sync::send(&mut std::fs::File::from(err_w), &Message::Failed(failure));
+            std::process::exit(code);
         }
         ForkResult::Parent { child } => {
             drop(err_w);
-            let mut text = String::new();
-            let _ = std::fs::File::from(err_r).read_to_string(&mut text);
-            if let Some((code, message)) = text.split_once('\t') {
+            // EOF: the command was exec'd; a message: the child's failure, which it exits with.
+            let report = sync::receive(&mut std::fs::File::from(err_r));
+            if !matches!(report, Ok(None)) {
                 let _ = waitpid(child, None);
-                return Err(error::exit(code.parse().unwrap_or(error::RUNTIME_ERROR), message.to_string()));
+                return Err(match report {
+                    Ok(Some(Message::Failed(failure))) => failure.into_error(),
+                    Ok(other) => anyhow::anyhow!("exec's child sent {other:?}"),
+                    Err(e) => anyhow::Error::new(e).context("reading exec's report"),
+                });
             }
             forward_signals(child);
             if let Some((m, _)) = &master {
@@ -129,18 +133,12 @@ fn child(
     env: &mut [String],
     workdir: &str,
     security: &crate::security::Security,
-) -> init::Failure {
+) -> Failure {
     let setup = || -> nix::Result<()> {
         if let Some(path) = pts {
             nix::unistd::setsid()?;
             let slave = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-            // SAFETY: TIOCSCTTY on the terminal we just opened.
-            if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
-                return Err(nix::errno::Errno::last());
-            }
-            for fd in 0..3 {
-                nix::unistd::dup2(slave, fd)?;
-            }
+            crate::sys::terminal::take_as_stdio(slave)?;
         } else if !opts.interactive {
             let null =
                 nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
@@ -149,11 +147,11 @@ fn child(
         Ok(())
     };
     if let Err(e) = setup() {
-        return (error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
+        return Failure::new(error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
     }
     match security.apply() {
         Ok(home) => super::env::apply_home(env, home),
-        Err(e) => return (error::RUNTIME_ERROR, format!("{e:#}")),
+        Err(e) => return Failure::setup(e),
     }
-    init::exec_command(&opts.command, env, workdir)
+    execve::exec_command(&opts.command, env, workdir)
 }

@@ -3,6 +3,7 @@
 
 mod env;
 mod exec;
+mod execve;
 mod foreground;
 mod image_defaults;
 mod init;
@@ -15,6 +16,7 @@ mod record;
 mod rootfs;
 mod run;
 mod spawn;
+mod sync;
 mod tty;
 
 pub use exec::{exec, ExecOptions};

@@ -20,9 +20,11 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::foreground::exit_code_of;
+use super::init::InitConfig;
 use super::lifecycle::finish;
 use super::logfile::LogWriter;
-use super::spawn::{self, InitConfig, SyncPipes};
+use super::spawn::{self, SyncPipes};
+use super::sync::{self, Failure, Message};
 use crate::state::Store;
 
 /// Body of the forked monitor. Reports the container pid (or an error) on `report`.
@@ -59,11 +61,11 @@ pub fn run(
     let (pid, streams, log) = match started {
         Ok(v) => v,
         Err(e) => {
-            let _ = writeln!(report, "error\t{}", format!("{e:#}").replace('\n', " "));
+            let _ = sync::send(&mut report, &Message::Failed(Failure::setup(e)));
             std::process::exit(1);
         }
     };
-    let _ = writeln!(report, "{}", pid.as_raw());
+    let _ = sync::send(&mut report, &Message::Started { pid: pid.as_raw() });
     drop(report);
 
     // Returns only if dockling-monitor is not there or cannot run: then this process
@@ -93,7 +95,7 @@ fn exec_small_monitor(store: &Store, id: &str, pid: Pid, streams: &[OwnedFd]) ->
     if !small.is_file() {
         return Some(std::io::ErrorKind::NotFound.into());
     }
-    super::init::close_inherited_fds();
+    crate::sys::fd::cloexec_from(3);
     let mut fds = streams.iter().map(|fd| fd.as_raw_fd().to_string()).collect::<Vec<_>>();
     fds.resize(2, "-1".to_string()); // -t: one stream
     for fd in streams {

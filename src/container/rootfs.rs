@@ -4,16 +4,29 @@
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-use super::spawn::InitConfig;
 use crate::explain;
+use crate::security::Security;
+use crate::types::Mount;
 
-pub fn prepare(cfg: &InitConfig) -> Result<()> {
+/// The container's root filesystem, as `run` planned it.
+pub struct RootfsConfig {
+    /// Overlay lower dirs, top first.
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+    /// Files bind-mounted over the image's: (path inside, contents).
+    pub etc_files: Vec<(&'static str, String)>,
+    pub mounts: Vec<Mount>,
+}
+
+pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     explain::step("mount --make-rprivate /", "nothing we mount leaks back to the host");
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .context("making / private")?;
@@ -47,7 +60,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     mount_fs("/proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
     // A fresh sysfs (also for --network host: it then shows the host's interfaces),
     // without the host's submounts such as /sys/fs/cgroup.
-    let sys_flags = if cfg.security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
+    let sys_flags = if security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
     mount_fs("/sys", "sysfs", sys_flags, None, "read-only /sys")?;
     crate::timing::mark("init: proc sys");
     make_dev()?;
@@ -57,10 +70,10 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
     }
     super::mounts::apply(&cfg.mounts, volumes)?;
     crate::timing::mark("init: etc");
-    if !cfg.security.privileged {
+    if !security.privileged {
         crate::security::masked_paths::apply()?;
     }
-    if cfg.security.read_only {
+    if security.read_only {
         explain::step(
             "mount -o remount,bind,ro /",
             "--read-only: the root filesystem refuses writes (volumes and tmpfs stay writable)",

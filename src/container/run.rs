@@ -11,8 +11,11 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 use super::foreground::{exit_code_of, forward_signals, wait_child};
+use super::init::InitConfig;
 use super::lifecycle::{self, finish};
-use super::spawn::{self, InitConfig, SyncPipes};
+use super::rootfs::RootfsConfig;
+use super::spawn::{self, SyncPipes};
+use super::sync::{self, Message};
 use super::{env, image_defaults, monitor, naming, record, tty};
 use crate::error;
 use crate::network;
@@ -142,8 +145,8 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
                 let code = exit_code_of(status);
                 let _ = finish(store, &id, code);
                 // Init may have died of its own failure and said why on the error pipe.
-                if let Some((code, message)) = starter.wait_exec() {
-                    return Err(error::exit(code, message));
+                if let Some(failure) = starter.wait_exec() {
+                    return Err(failure.into_error());
                 }
                 return Ok(code.unwrap_or(error::RUNTIME_ERROR));
             }
@@ -157,8 +160,8 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         }
         abandon(store, &id, &c.name);
         // If init failed on its own, its message says more than what we tripped over.
-        if let Some((code, message)) = starter.wait_exec() {
-            return Err(error::exit(code, message));
+        if let Some(failure) = starter.wait_exec() {
+            return Err(failure.into_error());
         }
         return Err(e);
     }
@@ -170,12 +173,12 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     if !opts.detach {
         forward_signals(pid);
     }
-    if let Some((code, message)) = starter.wait_exec() {
+    if let Some(failure) = starter.wait_exec() {
         if !opts.detach {
             let status = wait_child(pid);
-            let _ = finish(store, &id, status.or(Some(code)));
+            let _ = finish(store, &id, status.or(Some(failure.code)));
         }
-        return Err(error::exit(code, message));
+        return Err(failure.into_error());
     }
     if let Err(e) = released {
         // Gone without a word (killed from outside before it started).
@@ -215,23 +218,25 @@ fn start(
     }
     crate::timing::mark("start: dirs");
     let mut cfg = InitConfig {
-        lowers: image.layers(),
-        upper: dir.join("upper"),
-        work: dir.join("work"),
-        // The overlay goes over the container's own directory, inside the container's
-        // mount namespace only (the host still sees upper/ and work/ there): one
-        // directory fewer to make and delete per container.
-        merged: dir.clone(),
+        rootfs: RootfsConfig {
+            lowers: image.layers(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            // The overlay goes over the container's own directory, inside the container's
+            // mount namespace only (the host still sees upper/ and work/ there): one
+            // directory fewer to make and delete per container.
+            merged: dir.clone(),
+            etc_files: network::etc_files(c),
+            mounts: c.mounts.clone(),
+        },
         hostname: c.hostname.clone(),
         argv: c.command.clone(),
         env: c.env.clone(),
         workdir: c.workdir.clone(),
-        etc_files: network::etc_files(c),
         new_net: c.network_mode != NetworkMode::Host,
         network_mode: c.network_mode,
         cgroups: c.cgroups.clone(),
         security: c.security.clone(),
-        mounts: c.mounts.clone(),
         interactive: opts.interactive && !opts.detach,
         console: None,
         stdio: None,
@@ -291,16 +296,15 @@ fn fork_monitor(
             drop(cfg);
             drop(console);
             let starter = pipes.into_starter();
-            // One line: the container's pid, or "error\tmessage".
-            let mut text = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(std::fs::File::from(report_r)), &mut text)
-                .context("reading from the monitor")?;
-            match text.trim().parse::<i32>() {
-                Ok(pid) => Ok((Pid::from_raw(pid), child, starter)),
-                Err(_) => {
+            let report = sync::receive(&mut std::fs::File::from(report_r)).context("reading from the monitor");
+            match report? {
+                Some(Message::Started { pid }) => Ok((Pid::from_raw(pid), child, starter)),
+                other => {
                     let _ = waitpid(child, None);
-                    let message = text.strip_prefix("error\t").unwrap_or("the monitor failed to start the container");
-                    Err(anyhow::anyhow!("{message}"))
+                    Err(match other {
+                        Some(Message::Failed(failure)) => failure.into_error(),
+                        _ => anyhow::anyhow!("the monitor failed to start the container"),
+                    })
                 }
             }
         }

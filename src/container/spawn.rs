@@ -1,47 +1,18 @@
 //! Cloning the container's first process into its new namespaces.
 //!
-//! `run` makes two pipes before anything is cloned:
-//! - *go*: init blocks on it until the host side (network) is ready;
-//! - *errors*: close-on-exec, so `run` reads EOF when `execve` succeeded, or a
-//!   `code\tmessage` line when init failed (125 setup, 126 cannot execute, 127 not found).
+//! `run` makes two pipes before anything is cloned (see [`super::sync`] for what crosses
+//! them): *go*, on which init waits until the host side (network) is ready, and *errors*,
+//! close-on-exec, on which `run` reads EOF once `execve` succeeded, or init's failure.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use super::init;
-
-/// Everything init needs; built by `run`, moved into the clone.
-pub struct InitConfig {
-    /// Overlay lower dirs, top first.
-    pub lowers: Vec<PathBuf>,
-    pub upper: PathBuf,
-    pub work: PathBuf,
-    pub merged: PathBuf,
-    pub hostname: String,
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub workdir: String,
-    /// Files bind-mounted over the image's: (path inside, contents).
-    pub etc_files: Vec<(&'static str, String)>,
-    pub new_net: bool,
-    pub network_mode: crate::types::NetworkMode,
-    /// The cgroups init moves itself into before anything else.
-    pub cgroups: Vec<PathBuf>,
-    pub security: crate::security::Security,
-    pub mounts: Vec<crate::types::Mount>,
-    /// `-i`: keep stdin attached (otherwise it is /dev/null).
-    pub interactive: bool,
-    /// `-t`: the console socket init sends its pty master on.
-    pub console: Option<OwnedFd>,
-    /// For detached runs: the log pipes that become stdout and stderr (stdin is /dev/null).
-    pub stdio: Option<(OwnedFd, OwnedFd)>,
-}
+use super::init::{self, InitConfig};
+use super::sync::{self, Failure, Message};
 
 /// Both ends of the go and error pipes.
 pub struct SyncPipes {
@@ -74,19 +45,20 @@ impl Starter {
     /// Lets init go on to exec the command.
     pub fn release(&mut self) -> Result<()> {
         if let Some(fd) = self.go.take() {
-            let mut f = std::fs::File::from(fd);
-            f.write_all(b"g").context("releasing the container")?;
+            sync::send(&mut std::fs::File::from(fd), &Message::Go).context("releasing the container")?;
         }
         Ok(())
     }
 
-    /// Waits for the exec: None when it succeeded, Some((code, message)) when init failed.
-    pub fn wait_exec(self) -> Option<(i32, String)> {
+    /// Waits for the exec: None when it succeeded, init's failure otherwise.
+    pub fn wait_exec(self) -> Option<Failure> {
         drop(self.go);
-        let mut text = String::new();
-        let _ = std::fs::File::from(self.errors).read_to_string(&mut text);
-        let (code, message) = text.split_once('\t')?;
-        Some((code.parse().unwrap_or(crate::error::RUNTIME_ERROR), message.trim().to_string()))
+        match sync::receive(&mut std::fs::File::from(self.errors)) {
+            Ok(Some(Message::Failed(failure))) => Some(failure),
+            Ok(None) => None,
+            Ok(Some(other)) => Some(Failure::setup(format!("init sent {other:?} instead of its exec"))),
+            Err(e) => Some(Failure::setup(format!("reading init's report: {e}"))),
+        }
     }
 }
 
@@ -128,12 +100,8 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
 /// Cloning a multi-threaded process copies only the calling thread, with whatever locks
 /// the others held: refuse rather than risk it (a runtime left running would be a bug).
 fn ensure_single_threaded() -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let threads = status.lines().find_map(|l| l.strip_prefix("Threads:")).map(|v| v.trim().to_string());
-    match threads.as_deref() {
-        Some("1") => Ok(()),
-        other => {
-            anyhow::bail!("internal error: cloning a container needs a single-threaded process (threads: {other:?})")
-        }
+    match crate::sys::threads::count()? {
+        1 => Ok(()),
+        n => anyhow::bail!("internal error: cloning a container needs a single-threaded process (threads: {n})"),
     }
 }

@@ -34,13 +34,7 @@ pub fn become_tty(console: RawFd) -> nix::Result<()> {
     let slave_path = ptsname_r(&master)?;
     nix::unistd::setsid()?;
     let slave = nix::fcntl::open(slave_path.as_str(), OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-    // SAFETY: TIOCSCTTY on a terminal fd we just opened.
-    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    for fd in 0..3 {
-        nix::unistd::dup2(slave, fd)?;
-    }
+    crate::sys::terminal::take_as_stdio(slave)?;
     if slave > 2 {
         nix::unistd::close(slave)?;
     }

@@ -9,16 +9,16 @@
 //! shared, and garbage collection holds it exclusively, so a collection never deletes
 //! a blob that a concurrent pull wrote but has not yet named in the index.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::ImageIndex;
 
 use super::digest;
-use crate::state::{remove_tree, FileLock, Store};
+use crate::state::{remove_tree, Store};
+use crate::sys::lock::{FileLock, Mode};
 
 /// Annotation naming an image in `index.json` (the familiar `name:tag`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -129,13 +129,13 @@ impl Layout {
     }
 
     /// Held by commands that add blobs, so garbage collection waits for them.
-    pub fn adding(&self) -> Result<GcLock> {
-        GcLock::take(&self.dir.join("gc.lock"), FlockArg::LockShared)
+    pub fn adding(&self) -> Result<FileLock> {
+        FileLock::on_file(&self.dir.join("gc.lock"), Mode::Shared)
     }
 
     /// Held by garbage collection: no pull, load or import is half-way through.
-    pub fn collecting(&self) -> Result<GcLock> {
-        GcLock::take(&self.dir.join("gc.lock"), FlockArg::LockExclusive)
+    pub fn collecting(&self) -> Result<FileLock> {
+        FileLock::on_file(&self.dir.join("gc.lock"), Mode::Exclusive)
     }
 }
 
@@ -156,25 +156,6 @@ impl Drop for Staging {
                     let _ = fs::remove_file(&self.path);
                 }
                 Err(_) => {}
-            }
-        }
-    }
-}
-
-/// A shared or exclusive flock, released on drop.
-pub struct GcLock {
-    _lock: Flock<File>,
-}
-
-impl GcLock {
-    fn take(path: &Path, how: FlockArg) -> Result<GcLock> {
-        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path);
-        loop {
-            let f = file.with_context(|| format!("opening lock file {}", path.display()))?;
-            match Flock::lock(f, how) {
-                Ok(lock) => return Ok(GcLock { _lock: lock }),
-                Err((f, nix::errno::Errno::EINTR)) => file = Ok(f),
-                Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
             }
         }
     }

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error;
-use crate::state::{FileLock, Store};
+use crate::state::Store;
+use crate::sys::lock::FileLock;
 use crate::types::PortMapping;
 
 /// An IPv4 subnet like 10.131.0.0/24.

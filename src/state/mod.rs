@@ -8,12 +8,10 @@
 //! `--root` is given, so a reboot forgets what the kernel forgot too.
 
 mod container;
-mod lock;
 pub mod name_index;
 mod trash;
 
 pub use container::{Container, Liveness, NetworkRecord, Status};
-pub use lock::FileLock;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::error;
+use crate::sys::lock::FileLock;
 
 const DEFAULT_ROOT: &str = "/var/lib/dockling";
 const DEFAULT_RUN: &str = "/run/dockling";

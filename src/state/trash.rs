@@ -98,23 +98,14 @@ fn detach() {
                 libc::close(fd);
             }
         }
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-            // Kernels before 5.9 (or a filter) refuse close_range: close one by one.
-            let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
-                n if n > 0 => n.min(1 << 20) as i32,
-                _ => 1024,
-            };
-            for fd in 3..max {
-                libc::close(fd);
-            }
-        }
     }
+    crate::sys::fd::close_from(3);
 }
 
 /// Empties the trash. Deleters take turns (a lock on trash/ itself), so two never delete
 /// the same tree at once; each one empties all of it, a killed one's leftovers included.
 fn sweep(trash: &Path) {
-    let Ok(_turn) = super::FileLock::exclusive_dir(trash) else { return };
+    let Ok(_turn) = crate::sys::lock::FileLock::exclusive_dir(trash) else { return };
     let Ok(entries) = fs::read_dir(trash) else { return };
     for entry in entries.flatten() {
         let _ = fs::remove_dir_all(entry.path());

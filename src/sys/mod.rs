@@ -1,4 +1,8 @@
-//! System-call helpers shared across dockling: one home for each small piece of
-//! kernel plumbing (process identity, descriptors, locks, terminals, threads).
+//! System-call helpers shared across dockling: one home for each small piece of kernel
+//! plumbing (process identity, descriptors, locks, terminals, threads).
 
+pub mod fd;
+pub mod lock;
 pub mod process;
+pub mod terminal;
+pub mod threads;

@@ -11,22 +11,35 @@ pub fn this_process() -> Option<(i32, u64)> {
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parens: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    stat(pid).map(|s| s.start_time)
 }
 
 /// True when `pid` exists, is not a zombie, and started at `start`.
 pub fn same_process(pid: i32, start: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.rfind(')') else { return false };
-    let mut fields = stat[close + 2..].split_whitespace();
-    let state = fields.next();
-    let started = fields.nth(18).and_then(|s| s.parse::<u64>().ok());
-    state != Some("Z") && started == Some(start)
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.start_time == start)
+}
+
+/// The fields of /proc/PID/stat dockling reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// R, S, D, Z, T, ...
+    pub state: char,
+    pub start_time: u64,
+}
+
+fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses a /proc/PID/stat line. The command name (field 2) may hold spaces and parens:
+/// fields resume after the last ')'.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 is the state; the start time is field 22, nineteen further on.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(Stat { state, start_time })
 }
 
 /// A pidfd for `pid`, only if it is still the process that started at `start`.
@@ -66,5 +79,25 @@ pub fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_a_hostile_command_name() {
+        let line = "4242 (a) b (c) R 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
+        assert_eq!(parse_stat(line), Some(Stat { state: 'R', start_time: 987654 }));
+        assert_eq!(parse_stat("4242 (x) Z 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_itself() {
+        let (pid, start) = this_process().unwrap();
+        assert!(same_process(pid, start));
+        assert!(!same_process(pid, start + 1));
     }
 }

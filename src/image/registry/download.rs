@@ -5,7 +5,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -161,11 +160,13 @@ async fn open_locked(path: &Path) -> Result<File> {
             .truncate(false)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        // SAFETY: flock on a valid fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // Not a blocking flock: this runs on the download's async task.
+        let Ok(locked) = crate::sys::lock::FileLock::try_exclusive(file) else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
-        }
+        };
+        // The lock lives as long as the file is open.
+        let file = locked.into_file();
         let same = match (file.metadata(), fs::metadata(path)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
             _ => false,

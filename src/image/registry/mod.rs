@@ -58,7 +58,7 @@ struct Fetched {
     /// (blob hex, its bar).
     bars: Vec<(String, progress::LayerBar)>,
     /// Held from the first blob written until the image is named.
-    _adding: super::layout::GcLock,
+    _adding: crate::sys::lock::FileLock,
 }
 
 pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
@@ -232,13 +232,7 @@ fn install(
 /// is a guard against surprises, not a delay.
 pub fn wait_single_threaded() -> Result<()> {
     for _ in 0..200 {
-        let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-        let threads = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse::<u32>().ok())
-            .unwrap_or(1);
-        if threads <= 1 {
+        if crate::sys::threads::count()? <= 1 {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -1,0 +1,96 @@
+//! The last step of init and of `exec`'s child: find the command as a shell would, enter
+//! the working directory, hand over clean signals and descriptors, and `execve`.
+
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::sys::signal::{self, SigHandler, SigSet, Signal};
+
+use super::sync::Failure;
+use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
+
+pub enum Never {}
+
+/// Resolves and execs the command with its environment and working directory; returns
+/// only on failure (126 cannot execute, 127 not found). Shared with `exec`.
+pub fn exec_command(argv: &[String], env: &[String], workdir: &str) -> Failure {
+    match try_exec(argv, env, workdir) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    }
+}
+
+fn try_exec(argv: &[String], env: &[String], workdir: &str) -> Result<Never, Failure> {
+    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(super::env::DEFAULT_PATH).to_string();
+    let first = argv.first().ok_or(Failure::new(RUNTIME_ERROR, "no command given"))?;
+    let program = resolve(first, &env_path)?;
+    enter_workdir(workdir)?;
+    reset_signals();
+    // Nothing but stdio crosses into the container: whatever descriptors the caller of
+    // dockling had open (a shell's `7</`, say) are closed by the exec.
+    crate::sys::fd::cloexec_from(3);
+
+    let to_c = |s: &String| CString::new(s.as_bytes()).map_err(Failure::context("argument with a NUL byte"));
+    let c_argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let path = CString::new(program.as_bytes()).map_err(Failure::context("path with a NUL byte"))?;
+    let errno = match nix::unistd::execve(&path, &c_argv, &envp) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let code = if errno == nix::errno::Errno::ENOENT { NOT_FOUND } else { CANNOT_EXECUTE };
+    Err(Failure::new(code, format!("exec: {first:?}: {}", errno.desc().to_lowercase())))
+}
+
+/// Finds the program like a shell would, telling "not found" (127) from "cannot execute" (126).
+fn resolve(name: &str, path: &str) -> Result<String, Failure> {
+    if name.is_empty() {
+        return Err(Failure::new(NOT_FOUND, "exec: \"\": executable file not found in $PATH"));
+    }
+    if name.contains('/') {
+        return match std::fs::metadata(name) {
+            Ok(m) if m.is_dir() => Err(Failure::new(CANNOT_EXECUTE, format!("exec: {name:?}: is a directory"))),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+                Err(Failure::new(CANNOT_EXECUTE, format!("exec: {name:?}: permission denied")))
+            }
+            Ok(_) => Ok(name.to_string()),
+            Err(e) => {
+                Err(Failure::new(NOT_FOUND, format!("exec: {name:?}: stat {name}: {}", e.to_string().to_lowercase())))
+            }
+        };
+    }
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{dir}/{name}");
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            denied.get_or_insert(candidate);
+        }
+    }
+    match denied {
+        Some(p) => Err(Failure::new(CANNOT_EXECUTE, format!("exec: {p:?}: permission denied"))),
+        None => Err(Failure::new(NOT_FOUND, format!("exec: {name:?}: executable file not found in $PATH"))),
+    }
+}
+
+/// `-w DIR`: Docker creates a missing working directory.
+fn enter_workdir(dir: &str) -> Result<(), Failure> {
+    if !Path::new(dir).exists() {
+        std::fs::create_dir_all(dir).map_err(Failure::context("creating the working directory"))?;
+    }
+    std::env::set_current_dir(dir).map_err(|e| Failure::new(RUNTIME_ERROR, format!("chdir to cwd ({dir:?}): {e}")))
+}
+
+/// Rust ignores SIGPIPE and we may have blocked signals: the command gets clean defaults.
+fn reset_signals() {
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: restoring default dispositions right before exec.
+            let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+        }
+    }
+    let _ = SigSet::empty().thread_set_mask();
+}
