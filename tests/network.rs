@@ -24,7 +24,7 @@ fn http_get_cmd(host: &str, port: u16) -> String {
 
 /// Last non-blank line of an output (the body of a one-line HTTP response).
 fn last_line(s: &str) -> &str {
-    s.lines().map(|l| l.trim()).filter(|l| !l.is_empty()).last().unwrap_or("")
+    s.lines().map(|l| l.trim()).rfind(|l| !l.is_empty()).unwrap_or("")
 }
 
 /// Start the peer-reporting server in the world on PORT and wait until it answers.

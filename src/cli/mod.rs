@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create and run a container from an image.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps {
         /// Show all containers (default shows just running).
@@ -305,6 +305,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::open(cli.root.clone(), cli.subnet.as_deref())?;
     match cli.command {
         Command::Run(args) => {
+            let args = *args;
             let mode = NetworkMode::parse(&args.network)?;
             let opts = RunOptions {
                 detach: args.detach,

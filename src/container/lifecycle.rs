@@ -188,11 +188,12 @@ pub fn reconcile_all(store: &Store) -> usize {
     store.list().map(|all| all.iter().filter(|c| reconcile(store, c)).count()).unwrap_or(0)
 }
 
-/// Runs `f`; if it fails on user input (a name or port still held) and finishing orphaned
-/// teardowns freed something, runs it once more. Keeps that scan off `run`'s usual path.
+/// Runs `f`; if it fails on a conflict (a name, port or netns name still held) and
+/// finishing orphaned teardowns freed something, runs it once more. Keeps that scan off
+/// `run`'s usual path.
 pub fn retry_after_reconcile<T>(store: &Store, mut f: impl FnMut() -> Result<T>) -> Result<T> {
     match f() {
-        Err(e) if crate::error::code_of(&e) == crate::error::RUNTIME_ERROR && reconcile_all(store) > 0 => f(),
+        Err(e) if error::kind_of(&e) == error::Kind::Conflict && reconcile_all(store) > 0 => f(),
         other => other,
     }
 }

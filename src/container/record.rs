@@ -12,7 +12,7 @@ use crate::state::{self, Container, NetworkRecord, Status, Store};
 use crate::sys::process;
 
 fn name_conflict(name: &str, other: &str) -> anyhow::Error {
-    error::user(format!(
+    error::conflict(format!(
         "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
     ))
 }

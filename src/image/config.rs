@@ -44,7 +44,6 @@ impl RunConfig<'_> {
         ports
     }
 
-    #[allow(dead_code)]
     pub fn stop_signal(&self) -> Option<String> {
         self.cfg.and_then(|c| c.stop_signal().clone()).filter(|s| !s.is_empty())
     }
@@ -72,7 +71,6 @@ pub fn parse_signal(text: &str) -> Option<i32> {
 }
 
 /// The stop signal of the image a container was made from (None: use SIGTERM).
-#[allow(dead_code)]
 pub fn stop_signal(store: &crate::state::Store, image_id: &str) -> Option<i32> {
     let images = super::ImageStore::new(store);
     let image = images.lookup(image_id).ok()??;

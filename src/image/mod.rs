@@ -22,9 +22,7 @@ mod registry;
 mod store;
 
 pub use archive::{load, save};
-// For `stop` (StopSignal): `stop_signal(store, &c.image_id).unwrap_or(libc::SIGTERM)`.
-#[allow(unused_imports)]
-pub use config::{parse_signal, stop_signal, RunConfig};
+pub use config::{stop_signal, RunConfig};
 pub use gc::{prune, remove};
 pub use import::import;
 pub use reference::split_familiar as split_name;

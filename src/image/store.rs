@@ -153,7 +153,7 @@ impl<'a> ImageStore<'a> {
                 out.push(self.load_from(&names, &hex)?);
             }
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|b| std::cmp::Reverse(b.created));
         Ok(out)
     }
 
@@ -219,7 +219,6 @@ impl<'a> ImageStore<'a> {
     /// Like [`ImageStore::lookup`], with Docker's error when nothing matches; makes sure
     /// the layers are unpacked, so the result is ready to run (never pulls: see
     /// [`super::for_run`] for that).
-    #[allow(dead_code)]
     pub fn find(&self, text: &str) -> Result<Image> {
         let image = self.lookup(text)?.ok_or_else(|| error::user(format!("Unable to find image '{text}' locally")))?;
         self.ensure_layers(&image)?;

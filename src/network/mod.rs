@@ -32,7 +32,7 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
         return Ok(());
     }
     if netns::path(&c.name).exists() {
-        return Err(error::user(format!(
+        return Err(error::conflict(format!(
             "a network namespace named {:?} already exists in {}",
             c.name,
             netns::NETNS_DIR
@@ -59,7 +59,7 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
                     ipam.port_taken(&m).or(mappings.iter().any(|o| o.clashes(&m)).then_some(c.id.as_str()))
                 {
                     let owner = if owner == c.id { "this container" } else { &owner[..12] };
-                    return Err(error::user(format!(
+                    return Err(error::conflict(format!(
                         "Bind for {}:{} failed: port is already allocated (published by {owner})",
                         m.host_ip, m.host_port
                     )));

@@ -9,7 +9,7 @@ pub mod masked_paths;
 pub mod seccomp;
 pub mod user;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{error, explain};
@@ -62,9 +62,7 @@ impl Security {
             explain::approx("setpriv --no-new-privs", "setuid binaries cannot gain privileges");
             // SAFETY: plain prctl.
             if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .map_err(anyhow::Error::from)
-                    .map_err(|e| e.context("setting no_new_privs"));
+                return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
             }
         }
         // The filter goes in while we still hold CAP_SYS_ADMIN (so no_new_privs is optional).

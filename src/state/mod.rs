@@ -118,7 +118,7 @@ impl Store {
                 out.push(c);
             }
         }
-        out.sort_by(|a, b| a.created.cmp(&b.created));
+        out.sort_by_key(|c| c.created);
         Ok(out)
     }
 

@@ -100,7 +100,7 @@ mod tests {
         let other = OpenOptions::new().read(true).open(&path).unwrap();
         let other = FileLock::try_exclusive(other).err().expect("a second exclusive lock must fail");
         drop(held);
-        let again = FileLock::try_exclusive(other).ok().expect("free once the holder dropped it");
+        let again = FileLock::try_exclusive(other).expect("free once the holder dropped it");
         drop(again);
         let a = FileLock::on_file(&path, Mode::Shared).unwrap();
         let b = FileLock::on_file(&path, Mode::Shared).unwrap();
