@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::run::RunOptions;
+use super::options::RunOptions;
 use crate::image::RunConfig;
 use crate::types::NetworkMode;
 

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 
 use super::naming;
-use super::run::RunOptions;
+use super::options::RunOptions;
 use crate::error;
 use crate::state::{self, Container, NetworkRecord, Status, Store};
 use crate::sys::process;

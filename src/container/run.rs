@@ -16,37 +16,13 @@ use super::lifecycle::{self, finish};
 use super::rootfs::RootfsConfig;
 use super::spawn::{self, SyncPipes};
 use super::sync::{self, Message};
+use super::options::RunOptions;
 use super::{env, image_defaults, monitor, naming, record, tty};
 use crate::error;
 use crate::network;
 use crate::state::{Container, Status, Store};
 use crate::sys::process;
 use crate::types::NetworkMode;
-
-/// What `dockling run` was asked to do.
-pub struct RunOptions {
-    pub detach: bool,
-    pub interactive: bool,
-    pub tty: bool,
-    pub auto_remove: bool,
-    pub name: Option<String>,
-    pub hostname: Option<String>,
-    pub env: Vec<String>,
-    pub workdir: Option<String>,
-    pub publish: Vec<String>,
-    pub network: NetworkMode,
-    pub security: crate::security::Security,
-    pub limits: crate::cgroups::Limits,
-    pub mounts: Vec<crate::types::Mount>,
-    pub image: String,
-    pub command: Vec<String>,
-    /// `-P`: publish the image's ExposedPorts on free host ports.
-    pub publish_all: bool,
-    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
-    pub entrypoint: Option<String>,
-    /// `--pull`: when to pull the image first.
-    pub pull: crate::image::PullPolicy,
-}
 
 /// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
 pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
