@@ -3,7 +3,8 @@
 #
 # Run as root on a Debian/Ubuntu machine (fresh or not): installs the missing apt
 # packages, picks an iptables backend that works, builds the release binary and
-# the default root filesystems, then runs `cargo test --release`. ARGS are passed
+# the default root filesystems, then runs the gates (cargo fmt --check, cargo clippy
+# -D warnings) and `cargo test --release`. ARGS are passed
 # to the test binaries (after `--`), e.g. `tests/run.sh network` or `--nocapture`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,9 +34,18 @@ if ! command -v cargo >/dev/null; then
     command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found (install Rust)" >&2; exit 1; }
 fi
 
+# Gates: formatting, and clippy with every warning an error (the layering check,
+# tests/layers.rs, runs with the tests below).
+for tool in rustfmt clippy; do
+    command -v "cargo-${tool/rustfmt/fmt}" >/dev/null || rustup component add "$tool" \
+        || { echo "tests/run.sh: cargo $tool is missing (rustup component add $tool)" >&2; exit 1; }
+done
+cargo fmt --check || { echo "tests/run.sh: cargo fmt --check failed: run cargo fmt" >&2; exit 1; }
+
 # The same static build as the README's (scripts/build.sh), so the tests run what users run.
 # shellcheck source=scripts/cargo-env.sh
 source scripts/cargo-env.sh
+cargo clippy --all-targets -- -D warnings
 bash scripts/build.sh
 bash rootfs/build.sh busybox python
 cargo test --release -- --test-threads=4 "$@"
