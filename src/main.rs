@@ -25,7 +25,7 @@ fn main() {
     // The monitor's exit handler skips clap: it runs once per detached container.
     let args: Vec<std::ffi::OsString> = std::env::args_os().take(7).collect();
     if args.get(1).is_some_and(|a| a == "_monitor-exit") {
-        std::process::exit(container::monitor_exit(&args[2..]));
+        std::process::exit(monitor_exit(&args[2..]));
     }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -51,4 +51,15 @@ fn main() {
     };
     timing::mark("exit");
     std::process::exit(code);
+}
+
+/// `dockling _monitor-exit ROOT RUN ID CODE`, exec'd by dockling-monitor when its
+/// container is gone.
+fn monitor_exit(args: &[std::ffi::OsString]) -> i32 {
+    let [root, runtime_dir, id, code] = args else {
+        eprintln!("dockling: _monitor-exit ROOT RUN ID CODE (run by dockling-monitor)");
+        return error::RUNTIME_ERROR;
+    };
+    let code = code.to_str().and_then(|c| c.parse().ok());
+    container::monitor_exit(root.into(), runtime_dir.into(), &id.to_string_lossy(), code)
 }

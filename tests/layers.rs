@@ -263,6 +263,23 @@ fn no_import_cycles() {
     assert!(shown.is_empty(), "files that import each other in a cycle:\n{}", shown.join("\n"));
 }
 
+/// Domain modules return reports; only the command line (`cli/`, `main.rs`) writes to
+/// the terminal. (src/bin/ holds separate programs.)
+#[test]
+fn only_cli_prints() {
+    let g = build();
+    let mut found = Vec::new();
+    for f in g.files.iter().filter(|f| !matches!(top(f).as_str(), "cli" | "main")) {
+        let code = code_of(&fs::read_to_string(&f.path).expect("reading a source file"));
+        for (n, line) in code.lines().enumerate() {
+            if ["println!", "eprintln!", "print!", "eprint!"].iter().any(|m| line.contains(m)) {
+                found.push(format!("{}:{}: {}", name(f), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "prints outside cli/:\n{}", found.join("\n"));
+}
+
 /// The checker itself must see what it is meant to see.
 #[test]
 fn the_checker_sees_imports() {

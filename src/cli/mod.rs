@@ -338,7 +338,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 entrypoint: args.entrypoint,
                 pull: args.pull,
             };
-            container::run(&store, opts)
+            match container::run(&store, opts)? {
+                container::RunOutcome::Detached(id) => {
+                    println!("{id}");
+                    Ok(0)
+                }
+                container::RunOutcome::Exited(code) => Ok(code),
+            }
         }
         Command::Ps { all, quiet, no_trunc } => ps::ps(&store, all, quiet, no_trunc).map(|_| 0),
         Command::Stop { time, containers } => container::stop_many(&store, &containers, time),

@@ -24,4 +24,4 @@ pub use exec::{exec, ExecOptions};
 pub use lifecycle::{reconcile, reconcile_all, remove_many, stop_many};
 pub use monitor::exit_handler as monitor_exit;
 pub use options::RunOptions;
-pub use run::run;
+pub use run::{run, Outcome as RunOutcome};

@@ -12,6 +12,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -119,20 +120,14 @@ fn exec_small_monitor(store: &Store, id: &str, pid: Pid, streams: &[OwnedFd]) ->
 
 /// `dockling _monitor-exit ROOT RUN ID CODE`: what `dockling-monitor` execs when the
 /// container is gone: record the exit and tear down (as [`finish`] does for everyone).
-pub fn exit_handler(args: &[std::ffi::OsString]) -> i32 {
-    let [root, run, id, code] = args else {
-        eprintln!("dockling: _monitor-exit ROOT RUN ID CODE (run by dockling-monitor)");
-        return crate::error::RUNTIME_ERROR;
-    };
-    let store = Store::at(root.into(), run.into());
-    let id = id.to_string_lossy();
-    let code = code.to_str().and_then(|c| c.parse().ok());
-    match finish(&store, &id, code) {
+pub fn exit_handler(root: PathBuf, runtime_dir: PathBuf, id: &str, code: Option<i32>) -> i32 {
+    let store = Store::at(root, runtime_dir);
+    match finish(&store, id, code) {
         Ok(()) => 0,
         Err(e) => {
             // Nobody sees our stderr: leave the reason next to the record. The next
             // `ps`, `inspect`, `run` or `rm -f` finishes the teardown from the record.
-            let path = store.container_dir(&id).join("monitor-error.log");
+            let path = store.container_dir(id).join("monitor-error.log");
             if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
                 let _ = writeln!(f, "{} finishing the container: {e:#}", chrono::Utc::now().to_rfc3339());
             }

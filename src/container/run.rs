@@ -13,10 +13,10 @@ use nix::unistd::{ForkResult, Pid};
 use super::foreground::{exit_code_of, forward_signals, wait_child};
 use super::init::InitConfig;
 use super::lifecycle::{self, finish};
+use super::options::RunOptions;
 use super::rootfs::RootfsConfig;
 use super::spawn::{self, SyncPipes};
 use super::sync::{self, Message};
-use super::options::RunOptions;
 use super::{env, image_defaults, monitor, naming, record, tty};
 use crate::error;
 use crate::network;
@@ -24,8 +24,16 @@ use crate::state::{Container, Status, Store};
 use crate::sys::process;
 use crate::types::NetworkMode;
 
+/// How a `run` ended, for the command line to report.
+pub enum Outcome {
+    /// `-d`: the container runs on under its monitor.
+    Detached(String),
+    /// Attached: the container's exit code (Docker's: 128+N for signal N).
+    Exited(i32),
+}
+
 /// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
-pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
+pub fn run(store: &Store, mut opts: RunOptions) -> Result<Outcome> {
     // 1. Everything a user can get wrong is checked before anything is created.
     // The image (pulled first if missing; the pull's threads are gone when this returns),
     // and what its config says about command, env, workdir, user and ports.
@@ -124,7 +132,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
                 if let Some(failure) = starter.wait_exec() {
                     return Err(failure.into_error());
                 }
-                return Ok(code.unwrap_or(error::RUNTIME_ERROR));
+                return Ok(Outcome::Exited(code.unwrap_or(error::RUNTIME_ERROR)));
             }
         }
         let _ = signal::kill(pid, Signal::SIGKILL);
@@ -165,8 +173,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         return Err(e);
     }
     if opts.detach {
-        println!("{id}");
-        return Ok(0);
+        return Ok(Outcome::Detached(id));
     }
     if let Some(master) = master {
         tty::attach(&master?, opts.interactive)?;
@@ -176,7 +183,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     crate::timing::mark("run: exited");
     finish(store, &id, code)?;
     crate::timing::mark("run: finished");
-    Ok(code.unwrap_or(error::RUNTIME_ERROR))
+    Ok(Outcome::Exited(code.unwrap_or(error::RUNTIME_ERROR)))
 }
 
 /// Step 3: init's configuration and the clone (still single-threaded here). Returns the
