@@ -58,7 +58,7 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| error::user(format!("invalid size: {s:?}")))?;
-    if n <= 0.0 {
+    if !(n > 0.0 && n.is_finite()) {
         return Err(error::user(format!("invalid size: {s:?}")));
     }
     Ok((n * mult as f64) as u64)
@@ -302,6 +302,13 @@ mod tests {
     fn bad_sizes() {
         for bad in ["", "b", "m", "kb", "abc", "-1", "-1m", "0", "0m", "0.0g", "1t", "1 m", "m1", "1mm", "1kbb", "0x10"]
         {
+            let err = parse_bytes(bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid size: {bad:?}"));
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+        // Not numbers of bytes either (f64 parsing takes them; the limit would be 0 or
+        // u64::MAX, i.e. a misleading "minimum" error or a silent "unlimited").
+        for bad in ["inf", "NaN", "infinity", "infm", "1e400"] {
             let err = parse_bytes(bad).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid size: {bad:?}"));
             assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
