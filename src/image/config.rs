@@ -93,3 +93,11 @@ mod tests {
         assert_eq!(parse_signal("0"), None);
     }
 }
+
+/// For the tests of `container::image_defaults`: an image config without an image.
+#[cfg(test)]
+impl<'a> RunConfig<'a> {
+    pub fn of(cfg: Option<&'a Config>) -> RunConfig<'a> {
+        RunConfig { cfg }
+    }
+}
