@@ -207,7 +207,7 @@ mod tests {
     fn bad_volume_specifications() {
         let src = existing();
         for v in ["/only-one-part".to_string(), format!("{src}:/a:ro:extra"), String::new()] {
-            assert!(err(&[v.clone()], &[]).starts_with("invalid volume specification"), "{v}");
+            assert!(err(std::slice::from_ref(&v), &[]).starts_with("invalid volume specification"), "{v}");
         }
         assert!(err(&[format!("{src}:/a:z")], &[]).contains("unknown mode \"z\""));
         assert!(err(&[format!("{src}:/a:RO")], &[]).contains("unknown mode \"RO\""));
@@ -229,7 +229,7 @@ mod tests {
         let src = existing();
         for target in ["data", "", "/", "..", "/..", "/a/..", "/a/../b", "../etc", "/a/../../etc"] {
             let spec = format!("{src}:{target}");
-            let e = err(&[spec.clone()], &[]);
+            let e = err(std::slice::from_ref(&spec), &[]);
             assert_eq!(
                 e,
                 format!(

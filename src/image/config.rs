@@ -79,6 +79,14 @@ pub fn stop_signal(store: &crate::state::Store, image_id: &str) -> Option<i32> {
     parse_signal(&image.config().stop_signal()?)
 }
 
+/// For the tests of `container::image_defaults`: an image config without an image.
+#[cfg(test)]
+impl<'a> RunConfig<'a> {
+    pub fn of(cfg: Option<&'a Config>) -> RunConfig<'a> {
+        RunConfig { cfg }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_signal;
@@ -91,13 +99,5 @@ mod tests {
         assert_eq!(parse_signal("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal("0"), None);
-    }
-}
-
-/// For the tests of `container::image_defaults`: an image config without an image.
-#[cfg(test)]
-impl<'a> RunConfig<'a> {
-    pub fn of(cfg: Option<&'a Config>) -> RunConfig<'a> {
-        RunConfig { cfg }
     }
 }
