@@ -14,8 +14,11 @@
 //! Usage (dockling runs it; not for people):
 //! `dockling-monitor PID LOG OUT_FD ERR_FD -- PROGRAM ARGS...` (ERR_FD -1 for a terminal);
 //! PROGRAM is run with ARGS plus the exit code (`128+N` for signal N, `none` if unknown).
-#![no_std]
-#![no_main]
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+// Unit tests build it as an ordinary std program (cargo's test harness has its own main
+// and panic handler): what only the real program uses is left out of that build.
+#![cfg_attr(test, allow(dead_code, unused_imports))]
 
 use core::ffi::{c_char, c_int, CStr};
 
@@ -26,8 +29,10 @@ use core::ffi::{c_char, c_int, CStr};
 #[cfg_attr(target_feature = "crt-static", link(name = "gcc", kind = "static", modifiers = "-bundle"))]
 #[cfg_attr(target_feature = "crt-static", link(name = "c", kind = "static", modifiers = "-bundle"))]
 #[cfg_attr(not(target_feature = "crt-static"), link(name = "c"))]
+#[cfg(not(test))]
 extern "C" {}
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // SAFETY: abort is always safe to call.
@@ -36,6 +41,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 /// The prebuilt `core` still names the unwinder's personality routine; with panic=abort
 /// it is never called.
+#[cfg(not(test))]
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
 
@@ -54,6 +60,7 @@ struct Buffers {
 }
 static mut BUFFERS: Buffers = Buffers { partial: [[0; MAX_PARTIAL]; 2], read: [0; 16 * 1024], entry: [0; ENTRY_MAX] };
 
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: the C runtime passes argc valid, NUL-terminated strings.
@@ -353,7 +360,11 @@ fn rfc3339_now(out: &mut Out) {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid timespec pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    let secs = ts.tv_sec.max(0) as u64;
+    rfc3339(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u64, out);
+}
+
+/// `secs` and `nanos` since the epoch as `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`.
+fn rfc3339(secs: u64, nanos: u64, out: &mut Out) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     let mut field = |v: u64, width: usize, sep: &[u8]| {
@@ -371,7 +382,7 @@ fn rfc3339_now(out: &mut Out) {
     field(rem / 3600, 2, b":");
     field(rem % 3600 / 60, 2, b":");
     field(rem % 60, 2, b".");
-    field(ts.tv_nsec.max(0) as u64, 9, b"Z");
+    field(nanos, 9, b"Z");
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -387,4 +398,205 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn escaped(s: &[u8]) -> String {
+        let mut buf = vec![0u8; s.len() * 6];
+        let mut out = Out { buf: &mut buf, len: 0 };
+        escape_json(s, &mut out);
+        let len = out.len;
+        String::from_utf8(buf[..len].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn escape_json_matches_serde_json() {
+        // Every ASCII byte alone: quotes, backslash, the short escapes, \u00XX for the
+        // other control bytes, and DEL and printable bytes as they are.
+        for b in 0u8..=0x7f {
+            let s = (b as char).to_string();
+            let want = serde_json::to_string(&s).unwrap();
+            assert_eq!(escaped(s.as_bytes()), want[1..want.len() - 1], "byte {b:#04x}");
+        }
+        let s = "a \"quoted\" C:\\path\n\ttab\r\x08\x0c\x00\x1f\x7f é € 😀 end";
+        let want = serde_json::to_string(s).unwrap();
+        assert_eq!(escaped(s.as_bytes()), want[1..want.len() - 1]);
+        assert_eq!(escaped(b"\x01\x1b"), "\\u0001\\u001b");
+        assert_eq!(escaped(b"\\\""), "\\\\\\\"");
+        assert_eq!(escaped(b""), "");
+    }
+
+    fn date(secs: u64, nanos: u64) -> String {
+        let mut buf = [0u8; 64];
+        let mut out = Out { buf: &mut buf, len: 0 };
+        rfc3339(secs, nanos, &mut out);
+        let len = out.len;
+        String::from_utf8(buf[..len].to_vec()).unwrap()
+    }
+
+    fn chrono_date(secs: u64, nanos: u64) -> String {
+        chrono::DateTime::from_timestamp(secs as i64, nanos as u32)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    }
+
+    #[test]
+    fn dates_as_docker_writes_them() {
+        assert_eq!(date(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(date(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(date(1_709_251_199, 999_999_999), "2024-02-29T23:59:59.999999999Z");
+        assert_eq!(date(4_107_542_400, 0), "2100-03-01T00:00:00.000000000Z"); // 2100 is no leap year
+        for (secs, nanos) in [
+            (0, 1),
+            (59, 0),
+            (86_399, 123_456_789),
+            (946_684_799, 999_999_999),     // last second of 1999
+            (946_684_800, 0),               // first of 2000
+            (951_868_799, 0),               // 2000-02-29, end of day
+            (1_078_099_199, 0),             // 2004-02-29 end
+            (1_078_099_200, 0),             // 2004-03-01
+            (1_704_067_199, 1_000),         // 2023-12-31 end
+            (1_706_745_599, 0),             // 2024-01-31 end
+            (1_719_791_999, 0),             // 2024-06-30 end
+            (1_735_689_599, 0),             // 2024-12-31 end
+            (4_107_542_399, 0),             // 2100-02-28 end
+            (13_574_563_200, 0),            // 2400-02-29 (leap: divisible by 400)
+            (253_402_300_799, 999_999_999), // 9999-12-31T23:59:59
+        ] {
+            assert_eq!(date(secs, nanos), chrono_date(secs, nanos), "{secs}.{nanos}");
+        }
+        // Every day from 1970 to 2400, at a time of day that moves through the day.
+        let mut secs = 0u64;
+        while secs < 13_600_000_000 {
+            assert_eq!(date(secs, 42), chrono_date(secs, 42), "{secs}");
+            secs += 86_400 + 3_607;
+        }
+    }
+
+    #[test]
+    fn civil_from_days_around_the_epoch() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(10_956), (1999, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn utf8_cut_keeps_characters_whole() {
+        assert_eq!(utf8_cut(b""), 0);
+        assert_eq!(utf8_cut(b"abc"), 3);
+        assert_eq!(utf8_cut("abé".as_bytes()), 4); // complete 2-byte character
+        assert_eq!(utf8_cut(&"abé".as_bytes()[..3]), 2); // its lead byte alone
+        assert_eq!(utf8_cut("a€".as_bytes()), 4);
+        assert_eq!(utf8_cut(&"a€".as_bytes()[..3]), 1); // 2 of 3 bytes
+        assert_eq!(utf8_cut(&"a€".as_bytes()[..2]), 1); // 1 of 3 bytes
+        assert_eq!(utf8_cut("a😀".as_bytes()), 5);
+        assert_eq!(utf8_cut(&"a😀".as_bytes()[..4]), 1); // 3 of 4 bytes
+        assert_eq!(utf8_cut(b"ab\xff"), 2); // not UTF-8: moved to the next piece too
+        assert_eq!(utf8_cut(b"a\x80\x80\x80"), 4); // stray continuation bytes: no lead in reach
+    }
+
+    #[test]
+    fn parse_int_and_format_uint() {
+        assert_eq!(parse_int(b"0"), Some(0));
+        assert_eq!(parse_int(b"4242"), Some(4242));
+        assert_eq!(parse_int(b"-1"), Some(-1));
+        assert_eq!(parse_int(b"999999999"), Some(999_999_999));
+        for bad in [&b""[..], b"-", b"1x", b" 1", b"+1", b"1000000000", b"--1"] {
+            assert_eq!(parse_int(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        let mut out = [0u8; 20];
+        for v in [0u64, 7, 10, 1234567890, u64::MAX] {
+            let n = format_uint(v, &mut out);
+            assert_eq!(&out[..n], v.to_string().as_bytes());
+        }
+    }
+
+    /// Runs `feed` on a pump whose log is a temp file; returns the log's (log, stream)
+    /// pairs after checking each line is exactly what serde_json would write.
+    fn pumped(name: &str, feed: impl FnOnce(&mut Pump)) -> Vec<(String, String)> {
+        let path = std::env::temp_dir().join(format!("dockling-monitor-test-{}-{name}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut partial = Box::new([[0u8; MAX_PARTIAL]; 2]);
+        let mut entry: Box<[u8; ENTRY_MAX]> = vec![0u8; ENTRY_MAX].into_boxed_slice().try_into().unwrap();
+        let mut pump = Pump { log: file.as_raw_fd(), partial: &mut partial, len: [0; 2], entry: &mut entry };
+        feed(&mut pump);
+        drop(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut entries = Vec::new();
+        for line in text.split_inclusive('\n') {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let log = v["log"].as_str().unwrap().to_string();
+            let stream = v["stream"].as_str().unwrap().to_string();
+            let time = v["time"].as_str().unwrap();
+            assert_eq!(time.len(), 30, "{time}");
+            chrono::DateTime::parse_from_rfc3339(time).unwrap();
+            // Byte for byte the json-file format: {"log":...,"stream":...,"time":...}\n
+            let want = format!(
+                "{{\"log\":{},\"stream\":\"{stream}\",\"time\":\"{time}\"}}\n",
+                serde_json::to_string(&log).unwrap()
+            );
+            assert_eq!(line, want);
+            entries.push((log, stream));
+        }
+        entries
+    }
+
+    fn e(log: &str, stream: &str) -> (String, String) {
+        (log.to_string(), stream.to_string())
+    }
+
+    #[test]
+    fn pump_writes_lines_and_keeps_partial_ones() {
+        let got = pumped("lines", |p| {
+            p.write(0, b"one\ntw");
+            p.write(1, b"err \"1\"\n");
+            p.write(0, b"o\n\nthree");
+            assert_eq!(p.len, [5, 0]); // "three" waits for its newline
+            p.finish(0);
+            p.finish(1); // nothing left: no entry
+        });
+        assert_eq!(
+            got,
+            [
+                e("one\n", "stdout"),
+                e("err \"1\"\n", "stderr"),
+                e("two\n", "stdout"),
+                e("\n", "stdout"),
+                e("three", "stdout")
+            ]
+        );
+    }
+
+    #[test]
+    fn pump_replaces_invalid_utf8_as_from_utf8_lossy() {
+        let raw = b"ok \xff\xfe mid \xe2\x82 end \xf0\x9f\x98\x80\n";
+        let got = pumped("lossy", |p| p.write(1, raw));
+        assert_eq!(got, [(String::from_utf8_lossy(raw).into_owned(), "stderr".to_string())]);
+    }
+
+    #[test]
+    fn pump_cuts_long_lines_at_16k_without_splitting_characters() {
+        let mut long = vec![b'x'; MAX_PARTIAL - 1];
+        long.extend_from_slice("é".as_bytes()); // straddles the 16 KiB boundary
+        long.extend_from_slice(b"tail\n");
+        let got = pumped("long", |p| {
+            p.write(0, &long[..1000]);
+            p.write(0, &long[1000..]);
+        });
+        assert_eq!(got, [e(&"x".repeat(MAX_PARTIAL - 1), "stdout"), e("étail\n", "stdout")]);
+
+        // Exactly 16 KiB of ASCII, then the newline in the next read.
+        let got = pumped("exact", |p| {
+            p.write(0, &[b'y'; MAX_PARTIAL]);
+            p.write(0, b"\n");
+        });
+        assert_eq!(got, [e(&"y".repeat(MAX_PARTIAL), "stdout"), e("\n", "stdout")]);
+    }
 }

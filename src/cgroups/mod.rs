@@ -58,7 +58,7 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| error::user(format!("invalid size: {s:?}")))?;
-    if n <= 0.0 {
+    if !(n > 0.0 && n.is_finite()) {
         return Err(error::user(format!("invalid size: {s:?}")));
     }
     Ok((n * mult as f64) as u64)
@@ -268,4 +268,124 @@ pub fn usage(dirs: &[PathBuf]) -> Usage {
         }
     }
     u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_binary_suffixes() {
+        for (text, want) in [
+            ("1048576", 1_048_576u64),
+            ("100b", 100),
+            ("100B", 100),
+            ("512k", 512 << 10),
+            ("512K", 512 << 10),
+            ("512kb", 512 << 10),
+            ("64m", 64 << 20),
+            ("64M", 64 << 20),
+            ("64mb", 64 << 20),
+            ("64MB", 64 << 20),
+            ("1g", 1 << 30),
+            ("2Gb", 2 << 30),
+            ("1.5g", 3 << 29),
+            ("0.5k", 512),
+            (" 8m ", 8 << 20),
+            ("1.9", 1), // whole bytes
+        ] {
+            assert_eq!(parse_bytes(text).unwrap(), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes() {
+        for bad in ["", "b", "m", "kb", "abc", "-1", "-1m", "0", "0m", "0.0g", "1t", "1 m", "m1", "1mm", "1kbb", "0x10"]
+        {
+            let err = parse_bytes(bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid size: {bad:?}"));
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+        // Not numbers of bytes either (f64 parsing takes them; the limit would be 0 or
+        // u64::MAX, i.e. a misleading "minimum" error or a silent "unlimited").
+        for bad in ["inf", "NaN", "infinity", "infm", "1e400"] {
+            let err = parse_bytes(bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid size: {bad:?}"));
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+    }
+
+    #[test]
+    fn memory_limit() {
+        let l = Limits::from_flags(Some("64m"), None, None).unwrap();
+        assert_eq!((l.memory, l.cpus, l.pids), (Some(64 << 20), None, None));
+        assert_eq!(Limits::from_flags(Some("6m"), None, None).unwrap().memory, Some(6 << 20));
+        for small in ["6291455", "5m", "1k"] {
+            let err = Limits::from_flags(Some(small), None, None).unwrap_err();
+            assert_eq!(err.to_string(), "Minimum memory limit allowed is 6MB");
+        }
+        assert_eq!(Limits::from_flags(Some("x"), None, None).unwrap_err().to_string(), "invalid size: \"x\"");
+        let none = Limits::from_flags(None, None, None).unwrap();
+        assert_eq!((none.memory, none.cpus, none.pids), (None, None, None));
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(Limits::from_flags(None, Some("1.5"), None).unwrap().cpus, Some(1.5));
+        assert_eq!(Limits::from_flags(None, Some("0.01"), None).unwrap().cpus, Some(0.01));
+        assert_eq!(Limits::from_flags(None, Some("4"), None).unwrap().cpus, Some(4.0));
+        for bad in ["0", "0.0", "-1", "abc", "", "inf", "NaN", "1 "] {
+            let err = Limits::from_flags(None, Some(bad), None).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid --cpus value {bad:?}"));
+        }
+    }
+
+    #[test]
+    fn pids() {
+        assert_eq!(Limits::from_flags(None, None, Some(100)).unwrap().pids, Some(100));
+        assert_eq!(Limits::from_flags(None, None, Some(1)).unwrap().pids, Some(1));
+        assert_eq!(Limits::from_flags(None, None, Some(-1)).unwrap().pids, None); // unlimited
+        for bad in [0, -2, i64::MIN] {
+            let err = Limits::from_flags(None, None, Some(bad)).unwrap_err();
+            assert!(err.to_string().starts_with("invalid --pids-limit"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn all_three_together() {
+        let l = Limits::from_flags(Some("1g"), Some("2"), Some(50)).unwrap();
+        assert_eq!((l.memory, l.cpus, l.pids), (Some(1 << 30), Some(2.0), Some(50)));
+        // The first bad flag is reported.
+        assert!(Limits::from_flags(Some("1g"), Some("0"), Some(50)).unwrap_err().to_string().contains("--cpus"));
+        assert!(Limits::from_flags(Some("1g"), Some("1"), Some(0)).unwrap_err().to_string().contains("--pids-limit"));
+    }
+
+    #[test]
+    fn usage_from_v2_and_v1_files() {
+        let dir = std::env::temp_dir().join(format!("dockling-test-cgroups-{}", std::process::id()));
+        let (v2, v1) = (dir.join("v2"), dir.join("v1"));
+        fs::create_dir_all(&v2).unwrap();
+        fs::create_dir_all(&v1).unwrap();
+        fs::write(v2.join("memory.current"), "1234\n").unwrap();
+        fs::write(v2.join("memory.max"), "max\n").unwrap();
+        fs::write(v2.join("cpu.stat"), "usage_usec 5000\nuser_usec 3000\n").unwrap();
+        fs::write(v2.join("pids.current"), "3\n").unwrap();
+        fs::write(v2.join("memory.events"), "low 0\nhigh 0\nmax 2\noom 1\noom_kill 0\n").unwrap();
+        let u = usage(std::slice::from_ref(&v2));
+        assert_eq!((u.memory, u.memory_limit, u.cpu_ns, u.pids), (1234, None, 5_000_000, 3));
+        assert!(!oom_killed(std::slice::from_ref(&v2)));
+        fs::write(v2.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
+        assert!(oom_killed(std::slice::from_ref(&v2)));
+
+        fs::write(v1.join("memory.usage_in_bytes"), "4096").unwrap();
+        fs::write(v1.join("memory.limit_in_bytes"), "67108864").unwrap();
+        fs::write(v1.join("cpuacct.usage"), "777").unwrap();
+        let u = usage(std::slice::from_ref(&v1));
+        assert_eq!((u.memory, u.memory_limit, u.cpu_ns, u.pids), (4096, Some(64 << 20), 777, 0));
+        // v1's "no limit" is a huge number, not a limit.
+        fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712").unwrap();
+        assert_eq!(usage(std::slice::from_ref(&v1)).memory_limit, None);
+        assert!(!oom_killed(&[v1.clone(), dir.join("missing")]));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

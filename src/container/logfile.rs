@@ -67,3 +67,105 @@ impl LogWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `feed` on a writer into a fresh temp file; returns the entries as
+    /// (log, stream) after checking each line's exact form and time.
+    fn logged(tag: &str, feed: impl FnOnce(&mut LogWriter)) -> Vec<(String, String)> {
+        let path = std::env::temp_dir().join(format!("dockling-test-log-{tag}-{}", std::process::id()));
+        let before = Utc::now();
+        let mut w = LogWriter::new(File::create(&path).unwrap());
+        feed(&mut w);
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let after = Utc::now();
+        assert!(text.is_empty() || text.ends_with('\n'));
+        text.lines()
+            .map(|line| {
+                let e: Entry = serde_json::from_str(line).unwrap();
+                assert_eq!(
+                    line,
+                    format!(
+                        "{{\"log\":{},\"stream\":\"{}\",\"time\":\"{}\"}}",
+                        serde_json::to_string(&e.log).unwrap(),
+                        e.stream,
+                        e.time
+                    )
+                );
+                // Docker's form: UTC, nanoseconds, Z.
+                assert_eq!(e.time.len(), 30, "{}", e.time);
+                assert!(e.time.ends_with('Z') && e.time.as_bytes()[10] == b'T', "{}", e.time);
+                let t = chrono::DateTime::parse_from_rfc3339(&e.time).unwrap();
+                assert!(before <= t && t <= after, "{} not in [{before}, {after}]", e.time);
+                (e.log, e.stream)
+            })
+            .collect()
+    }
+
+    fn e(log: &str, stream: &str) -> (String, String) {
+        (log.to_string(), stream.to_string())
+    }
+
+    #[test]
+    fn one_entry_per_line() {
+        let got = logged("lines", |w| w.write(0, b"hello\nworld\n\n"));
+        assert_eq!(got, [e("hello\n", "stdout"), e("world\n", "stdout"), e("\n", "stdout")]);
+        assert_eq!(logged("nothing", |w| w.write(0, b"")), []);
+    }
+
+    #[test]
+    fn partial_lines_wait_for_their_end_per_stream() {
+        let got = logged("partial", |w| {
+            w.write(0, b"par");
+            w.write(1, b"err \"quoted\" \\ \t\n");
+            w.write(0, b"tial\nnext");
+            w.write(1, b"no newline");
+            w.finish(0);
+            w.finish(1);
+            w.finish(1); // nothing left: no entry
+        });
+        assert_eq!(
+            got,
+            [
+                e("err \"quoted\" \\ \t\n", "stderr"),
+                e("partial\n", "stdout"),
+                e("next", "stdout"),
+                e("no newline", "stderr")
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let raw = b"bad \xff\xfe, cut \xe2\x82, ok \xe2\x82\xac\x01\n";
+        let got = logged("utf8", |w| w.write(1, raw));
+        assert_eq!(got, [e("bad \u{FFFD}\u{FFFD}, cut \u{FFFD}, ok \u{20AC}\u{1}\n", "stderr")]);
+    }
+
+    #[test]
+    fn long_lines_are_written_in_pieces() {
+        // A line reaching MAX_PARTIAL without a newline is written out at once...
+        let got = logged("long", |w| {
+            w.write(0, &[b'x'; MAX_PARTIAL]);
+            w.write(0, b"end\n");
+        });
+        assert_eq!(got, [e(&"x".repeat(MAX_PARTIAL), "stdout"), e("end\n", "stdout")]);
+        // ...with all it has gathered by then (pieces are not cut at exactly 16 KiB).
+        let got = logged("long2", |w| {
+            w.write(0, &[b'y'; 10_000]);
+            w.write(0, &[b'y'; 10_000]);
+            w.write(0, b"\n");
+        });
+        assert_eq!(got, [e(&"y".repeat(20_000), "stdout"), e("\n", "stdout")]);
+        // Below the limit it waits.
+        let got = logged("short", |w| {
+            w.write(0, &[b'z'; MAX_PARTIAL - 1]);
+            w.write(0, b"\n");
+        });
+        assert_eq!(got, [e(&format!("{}\n", "z".repeat(MAX_PARTIAL - 1)), "stdout")]);
+    }
+}

@@ -145,3 +145,105 @@ pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// An existing absolute host path to bind.
+    fn existing() -> String {
+        let dir = std::env::temp_dir();
+        assert!(dir.is_absolute() && dir.is_dir());
+        dir.to_str().unwrap().trim_end_matches('/').to_string()
+    }
+
+    fn bind(m: &Mount) -> (&Path, &str, bool) {
+        match m {
+            Mount::Bind { source, target, read_only } => (source.as_path(), target.as_str(), *read_only),
+            Mount::Tmpfs { target } => panic!("tmpfs {target}, not a bind"),
+        }
+    }
+
+    fn err(volumes: &[String], tmpfs: &[&str]) -> String {
+        let e = parse(volumes, &strings(tmpfs)).unwrap_err();
+        assert_eq!(error::code_of(&e), error::RUNTIME_ERROR);
+        e.to_string()
+    }
+
+    #[test]
+    fn volume_forms_and_modes() {
+        let src = existing();
+        let vols = [format!("{src}:/data"), format!("{src}:/ro:ro"), format!("{src}:/rw:rw"), format!("{src}:/a/b/c")];
+        let mounts = parse(&vols, &[]).unwrap();
+        assert_eq!(mounts.len(), 4);
+        assert_eq!(bind(&mounts[0]), (Path::new(&src), "/data", false));
+        assert_eq!(bind(&mounts[1]), (Path::new(&src), "/ro", true));
+        assert_eq!(bind(&mounts[2]), (Path::new(&src), "/rw", false));
+        assert_eq!(bind(&mounts[3]), (Path::new(&src), "/a/b/c", false));
+        assert!(parse(&[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn tmpfs_targets() {
+        let mounts = parse(&[], &strings(&["/run", "/tmp:size=64m,mode=1777"])).unwrap();
+        let targets: Vec<&str> = mounts
+            .iter()
+            .map(|m| match m {
+                Mount::Tmpfs { target } => target.as_str(),
+                Mount::Bind { .. } => panic!("a bind"),
+            })
+            .collect();
+        assert_eq!(targets, ["/run", "/tmp"]);
+        // Volumes come first, then tmpfs, whatever the order on the command line.
+        let mounts = parse(&[format!("{}:/v", existing())], &strings(&["/t"])).unwrap();
+        assert!(matches!((&mounts[0], &mounts[1]), (Mount::Bind { .. }, Mount::Tmpfs { .. })));
+    }
+
+    #[test]
+    fn bad_volume_specifications() {
+        let src = existing();
+        for v in ["/only-one-part".to_string(), format!("{src}:/a:ro:extra"), String::new()] {
+            assert!(err(std::slice::from_ref(&v), &[]).starts_with("invalid volume specification"), "{v}");
+        }
+        assert!(err(&[format!("{src}:/a:z")], &[]).contains("unknown mode \"z\""));
+        assert!(err(&[format!("{src}:/a:RO")], &[]).contains("unknown mode \"RO\""));
+    }
+
+    #[test]
+    fn relative_or_missing_sources_are_refused() {
+        for source in ["data", "./data", "../data", "~/data", ""] {
+            let e = err(&[format!("{source}:/data")], &[]);
+            assert!(e.contains("must be absolute (named volumes are not supported)"), "{source}: {e}");
+        }
+        let missing = format!("{}/dockling-test-surely-missing-{}", existing(), std::process::id());
+        let e = err(&[format!("{missing}:/data")], &[]);
+        assert_eq!(e, format!("invalid volume \"{missing}:/data\": host path \"{missing}\" does not exist"));
+    }
+
+    #[test]
+    fn container_paths_must_be_absolute_not_root_and_without_dotdot() {
+        let src = existing();
+        for target in ["data", "", "/", "..", "/..", "/a/..", "/a/../b", "../etc", "/a/../../etc"] {
+            let spec = format!("{src}:{target}");
+            let e = err(std::slice::from_ref(&spec), &[]);
+            assert_eq!(
+                e,
+                format!(
+                    "invalid mount {spec:?}: the container path {target:?} must be absolute, not / and without '..'"
+                )
+            );
+            assert!(err(&[], &[target]).starts_with("invalid mount"), "tmpfs {target}");
+        }
+        // Dots inside a name are not '..'.
+        for target in ["/a..b", "/..a", "/a/b..", "/.hidden"] {
+            assert!(parse(&[format!("{src}:{target}")], &strings(&[target])).is_ok(), "{target}");
+        }
+        // One bad entry fails the whole list.
+        assert!(parse(&[format!("{src}:/ok"), format!("{src}:rel")], &[]).is_err());
+        assert!(parse(&[format!("{src}:/ok")], &strings(&["/ok", "/"])).is_err());
+    }
+}

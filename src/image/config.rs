@@ -77,6 +77,14 @@ pub fn stop_signal(store: &crate::state::Store, image_id: &str) -> Option<i32> {
     parse_signal(&image.config().stop_signal()?)
 }
 
+/// For the tests of `container::image_defaults`: an image config without an image.
+#[cfg(test)]
+impl<'a> RunConfig<'a> {
+    pub fn of(cfg: Option<&'a Config>) -> RunConfig<'a> {
+        RunConfig { cfg }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_signal;

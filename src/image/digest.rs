@@ -113,3 +113,86 @@ pub fn mismatch(what: &str, expected: &str, got: &str) -> anyhow::Error {
         "{what}: digest mismatch: expected sha256:{expected}, got sha256:{got} (refusing corrupt or tampered content)"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn parse_sha256_digests() {
+        assert_eq!(parse(&format!("sha256:{ABC}")).unwrap(), ABC);
+        let unsupported = parse(&format!("sha512:{ABC}")).unwrap_err();
+        assert_eq!(unsupported.to_string(), format!("unsupported digest \"sha512:{ABC}\" (only sha256 is supported)"));
+        for bad in [
+            format!("sha256:{}", &ABC[1..]),
+            format!("sha256:{ABC}0"),
+            format!("sha256:{}", ABC.to_uppercase()),
+            format!("sha256:{}g", &ABC[1..]),
+            format!("sha256: {}", &ABC[1..]),
+            "sha256:".to_string(),
+        ] {
+            let err = parse(&bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid digest {bad:?}"));
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+        for bad in [ABC.to_string(), format!("SHA256:{ABC}"), String::new()] {
+            assert!(parse(&bad).unwrap_err().to_string().starts_with("unsupported digest"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hex64() {
+        assert!(is_hex64(ABC));
+        assert!(is_hex64(&"0".repeat(64)));
+        assert!(!is_hex64(&"0".repeat(63)));
+        assert!(!is_hex64(&"0".repeat(65)));
+        assert!(!is_hex64(&"A".repeat(64)));
+        assert!(!is_hex64(&format!("{}é", "0".repeat(62))));
+        assert!(!is_hex64(""));
+    }
+
+    #[test]
+    fn hashing_known_values() {
+        assert_eq!(sha256_hex(b""), EMPTY);
+        assert_eq!(sha256_hex(b"abc"), ABC);
+    }
+
+    #[test]
+    fn reader_hashes_what_it_reads_and_the_rest() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut r = HashingReader::new(&data[..]);
+        let mut head = [0u8; 1000];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(&head[..], &data[..1000]);
+        assert_eq!(r.finish().unwrap(), (sha256_hex(&data), 100_000));
+        assert_eq!(HashingReader::new(&b""[..]).finish().unwrap(), (EMPTY.to_string(), 0));
+    }
+
+    #[test]
+    fn writer_and_hasher_agree() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"a").unwrap();
+        w.write_all(b"bc").unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.finish(), (b"abc".to_vec(), ABC.to_string(), 3));
+        let mut h = Hasher::default();
+        h.update(b"ab");
+        h.update(b"");
+        h.update(b"c");
+        assert_eq!(h.count, 3);
+        assert_eq!(h.finish(), ABC);
+    }
+
+    #[test]
+    fn mismatch_message() {
+        let err = mismatch("layer 1234", "aa", "bb");
+        assert_eq!(
+            err.to_string(),
+            "layer 1234: digest mismatch: expected sha256:aa, got sha256:bb (refusing corrupt or tampered content)"
+        );
+        assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+    }
+}

@@ -128,4 +128,69 @@ mod tests {
         assert_eq!(split_familiar("127.0.0.1:5000/x:v1"), ("127.0.0.1:5000/x".into(), "v1".into()));
         assert_eq!(split_familiar(&format!("x@{d}")), ("x".into(), "<none>".into()));
     }
+
+    fn hex(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    #[test]
+    fn parts() {
+        for (input, registry, repository, tag) in [
+            ("alpine", "docker.io", "library/alpine", Some("latest")),
+            ("alpine:3.19", "docker.io", "library/alpine", Some("3.19")),
+            ("user/app:v1", "docker.io", "user/app", Some("v1")),
+            ("ghcr.io/org/team/tool:1.0", "ghcr.io", "org/team/tool", Some("1.0")),
+            ("localhost:5000/x", "localhost:5000", "x", Some("latest")),
+        ] {
+            let r = ImageRef::parse(input).unwrap();
+            assert_eq!((r.registry(), r.repository(), r.tag()), (registry, repository, tag), "{input}");
+            assert_eq!(r.digest_hex(), None, "{input}");
+        }
+        assert_eq!(ImageRef::parse("user/app").unwrap().familiar_name(), "user/app");
+        assert_eq!(ImageRef::parse("ghcr.io/org/tool:1").unwrap().familiar_name(), "ghcr.io/org/tool");
+    }
+
+    #[test]
+    fn tag_and_digest() {
+        let r = ImageRef::parse(&format!("alpine:3@sha256:{}", hex('b'))).unwrap();
+        assert_eq!(r.tag(), Some("3"));
+        assert_eq!(r.digest_hex(), Some(hex('b').as_str()));
+        assert_eq!(r.familiar(), "alpine:3"); // the tag names it in the store
+        let r = ImageRef::parse(&format!("ghcr.io/o/x@sha256:{}", hex('c'))).unwrap();
+        assert_eq!((r.tag(), r.familiar()), (None, format!("ghcr.io/o/x@sha256:{}", hex('c'))));
+        assert_eq!(r.full(), format!("ghcr.io/o/x@sha256:{}", hex('c')));
+    }
+
+    #[test]
+    fn with_digest_pins_the_same_repository() {
+        let r = ImageRef::parse("alpine:3").unwrap().with_digest(&hex('d'));
+        assert_eq!((r.registry(), r.repository(), r.tag()), ("docker.io", "library/alpine", None));
+        assert_eq!(r.digest_hex(), Some(hex('d').as_str()));
+        assert_eq!(r.familiar(), format!("alpine@sha256:{}", hex('d')));
+        assert_eq!(r.full(), format!("docker.io/library/alpine@sha256:{}", hex('d')));
+        let r = ImageRef::parse("127.0.0.1:5000/t/bb:v1").unwrap().with_digest(&hex('e'));
+        assert_eq!(r.familiar(), format!("127.0.0.1:5000/t/bb@sha256:{}", hex('e')));
+    }
+
+    #[test]
+    fn bad_references_are_user_errors() {
+        for bad in ["alpine:", ":tag", "a//b", "-a", "a b", "alpine@sha256:abc", "alpine@", "Alpine:3", "x/Y"] {
+            let err = ImageRef::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("invalid reference format: {bad:?}")), "{err}");
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+        // A tag may have capitals; only the repository may not.
+        assert_eq!(ImageRef::parse("alpine:Latest").unwrap().tag(), Some("Latest"));
+    }
+
+    #[test]
+    fn split_familiar_columns() {
+        let split = |k: &str| split_familiar(k);
+        assert_eq!(split("alpine:latest"), ("alpine".into(), "latest".into()));
+        assert_eq!(split("user/app:v2"), ("user/app".into(), "v2".into()));
+        assert_eq!(split("alpine"), ("alpine".into(), "latest".into()));
+        assert_eq!(split("localhost:5000/x"), ("localhost:5000/x".into(), "latest".into()));
+        assert_eq!(split("localhost:5000/x:1"), ("localhost:5000/x".into(), "1".into()));
+        assert_eq!(split(&format!("r:5000/x@sha256:{}", hex('a'))), ("r:5000/x".into(), "<none>".into()));
+    }
 }

@@ -10,6 +10,7 @@ pub mod firewall;
 mod ipam;
 mod netlink;
 mod netns;
+mod resolv;
 mod veth;
 
 use std::net::{SocketAddrV4, TcpListener, UdpSocket};
@@ -272,34 +273,8 @@ pub fn etc_files(c: &Container) -> Vec<(&'static str, String)> {
     vec![
         ("/etc/hosts", hosts),
         ("/etc/hostname", format!("{}\n", c.hostname)),
-        ("/etc/resolv.conf", resolv_conf(c.network_mode)),
+        ("/etc/resolv.conf", resolv::resolv_conf(c.network_mode)),
     ]
-}
-
-/// The host's resolv.conf, with loopback resolvers (unreachable from a container's netns)
-/// replaced by the upstream ones systemd-resolved uses, or by public ones as Docker does.
-fn resolv_conf(mode: NetworkMode) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if mode == NetworkMode::Host {
-        return host;
-    }
-    let is_loopback = |l: &str| {
-        l.split_whitespace().nth(1).and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback())
-    };
-    let mut out: Vec<String> =
-        host.lines().filter(|l| !(l.starts_with("nameserver") && is_loopback(l))).map(String::from).collect();
-    if !out.iter().any(|l| l.starts_with("nameserver")) {
-        let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
-        let ups: Vec<String> =
-            upstream.lines().filter(|l| l.starts_with("nameserver") && !is_loopback(l)).map(String::from).collect();
-        if ups.is_empty() {
-            out.push("nameserver 8.8.8.8".into());
-            out.push("nameserver 8.8.4.4".into());
-        } else {
-            out.extend(ups);
-        }
-    }
-    out.join("\n") + "\n"
 }
 
 /// `dockling network prune`: remove the bridge and shared chains when no container uses them.

@@ -62,3 +62,59 @@ pub fn switch(spec: &str) -> Result<Option<String>> {
     nix::unistd::setuid(Uid::from_raw(uid)).context("setuid")?;
     Ok(entry.and_then(|e| e.get(5).cloned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_user_specs() {
+        for spec in ["0", "1000", "1000:1000", "nobody", "www-data:www-data", "user.name", "a_b:0", "postgres:999"] {
+            assert!(validate(spec).is_ok(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn invalid_user_specs() {
+        for spec in [
+            "",
+            ":",
+            "1000:",
+            ":1000",
+            "a:b:c",
+            "a b",
+            " root",
+            "../etc",
+            "a/b",
+            "root;id",
+            "$(id)",
+            "é",
+            "root\n",
+            "root:wheel:",
+        ] {
+            let err = validate(spec).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid --user value {spec:?}: expected uid[:gid] or name[:group]"));
+            assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        }
+    }
+
+    #[test]
+    fn lookup_finds_the_entry_by_its_first_field() {
+        let path = std::env::temp_dir().join(format!("dockling-test-passwd-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "root:x:0:0:root:/root:/bin/sh\nrooter:x:5:5::/home/rooter:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let alice = lookup(file, "alice").unwrap();
+        assert_eq!(alice, ["alice", "x", "1000", "100", "Alice", "/home/alice", "/bin/sh"]);
+        assert_eq!(lookup(file, "root").unwrap()[5], "/root");
+        assert_eq!(lookup(file, "rooter").unwrap()[2], "5");
+        assert_eq!(lookup(file, "roo"), None);
+        assert_eq!(lookup(file, "1000"), None); // a name, not a uid
+        assert_eq!(lookup(file, ""), None);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(lookup(file, "alice"), None); // no file
+    }
+}

@@ -114,4 +114,80 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
     }
+
+    fn mapping(host_ip: Ipv4Addr, host_port: u16, proto: Proto) -> PortMapping {
+        PortMapping { host_ip, host_port, container_port: 80, proto }
+    }
+
+    #[test]
+    fn clashes() {
+        let any = Ipv4Addr::UNSPECIFIED;
+        let lo = Ipv4Addr::LOCALHOST;
+        let other = Ipv4Addr::new(10, 0, 0, 1);
+        let a = mapping(lo, 8080, Proto::Tcp);
+        assert!(a.clashes(&a));
+        // The container port does not matter: the host socket does.
+        assert!(a.clashes(&PortMapping { container_port: 9999, ..a.clone() }));
+        assert!(a.clashes(&mapping(any, 8080, Proto::Tcp)));
+        assert!(mapping(any, 8080, Proto::Tcp).clashes(&a));
+        assert!(mapping(any, 8080, Proto::Tcp).clashes(&mapping(any, 8080, Proto::Tcp)));
+        assert!(!a.clashes(&mapping(other, 8080, Proto::Tcp)));
+        assert!(!a.clashes(&mapping(lo, 8081, Proto::Tcp)));
+        assert!(!a.clashes(&mapping(lo, 8080, Proto::Udp)));
+        assert!(!mapping(any, 53, Proto::Udp).clashes(&mapping(any, 53, Proto::Tcp)));
+    }
+
+    #[test]
+    fn display() {
+        let m = PortMapping { host_ip: Ipv4Addr::UNSPECIFIED, host_port: 8080, container_port: 80, proto: Proto::Tcp };
+        assert_eq!(m.to_string(), "0.0.0.0:8080->80/tcp");
+        let m = PortMapping { host_ip: Ipv4Addr::LOCALHOST, host_port: 5353, container_port: 53, proto: Proto::Udp };
+        assert_eq!(m.to_string(), "127.0.0.1:5353->53/udp");
+        assert_eq!(Proto::Tcp.as_str(), "tcp");
+        assert_eq!(serde_json::to_string(&Proto::Udp).unwrap(), "\"udp\"");
+    }
+
+    #[test]
+    fn parse_edges() {
+        let spec = |host_ip, host_port, container_port, proto| PortSpec { host_ip, host_port, container_port, proto };
+        let any = Ipv4Addr::UNSPECIFIED;
+        assert_eq!(parse("80").unwrap(), spec(any, None, 80, Proto::Tcp));
+        assert_eq!(parse("80/tcp").unwrap(), spec(any, None, 80, Proto::Tcp));
+        assert_eq!(parse("53/udp").unwrap(), spec(any, None, 53, Proto::Udp));
+        assert_eq!(parse("1:65535").unwrap(), spec(any, Some(1), 65535, Proto::Tcp));
+        assert_eq!(parse("0.0.0.0:8080:80").unwrap(), spec(any, Some(8080), 80, Proto::Tcp));
+        assert_eq!(parse(":8080:80").unwrap(), spec(any, Some(8080), 80, Proto::Tcp));
+        assert_eq!(parse("::80/udp").unwrap(), spec(any, None, 80, Proto::Udp));
+        assert_eq!(parse("[10.1.2.3]:53:53/udp").unwrap(), spec(Ipv4Addr::new(10, 1, 2, 3), Some(53), 53, Proto::Udp));
+        for (bad, why) in [
+            ("65536", "invalid container port"),
+            ("80:0", "invalid container port"),
+            ("+80", "invalid container port"),
+            ("80:+80", "invalid container port"),
+            (" 80", "invalid container port"),
+            (":80", "invalid host port"),
+            ("x:80", "invalid host port"),
+            ("80/", "unsupported protocol"),
+            ("80/TCP", "unsupported protocol"),
+            ("8000-8010:80", "port ranges are not supported"),
+            ("80:8000-8010", "port ranges are not supported"),
+            ("localhost:80:80", "invalid IP address"),
+            ("1.2.3.4.5:80:80", "invalid IP address"),
+            ("[::1]:80:80", "too many colons"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+            assert!(err.to_string().starts_with(&format!("invalid port specification: {bad:?}")), "{err}");
+            assert_eq!(crate::error::code_of(&err), crate::error::RUNTIME_ERROR);
+        }
+    }
+
+    #[test]
+    fn parse_all_stops_at_the_first_bad_one() {
+        let specs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = parse_all(&specs(&["80", "127.0.0.1:53:53/udp"])).unwrap();
+        assert_eq!(all.iter().map(|p| p.container_port).collect::<Vec<_>>(), [80, 53]);
+        assert!(parse_all(&specs(&["80", "nope", "81"])).unwrap_err().to_string().contains("\"nope\""));
+        assert!(parse_all(&[]).unwrap().is_empty());
+    }
 }

@@ -442,3 +442,261 @@ fn set_xattrs(path: &Path, meta: &Meta) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A fresh directory with the layer root `root/` in it (and room beside it to check
+    /// that nothing escaped), removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("dockling-test-unpack-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("root")).unwrap();
+            TempDir(dir)
+        }
+
+        fn root(&self) -> PathBuf {
+            self.0.join("root")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const MTIME: u64 = 1_600_000_000;
+
+    /// One tar entry: (type, path, link target, mode, content). Paths are written as raw
+    /// bytes, so hostile ones (`..`) the tar crate would refuse to write get through.
+    type Spec<'a> = (EntryType, &'a str, &'a str, u32, &'a [u8]);
+
+    fn layer(entries: &[Spec]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (kind, path, link, mode, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(*mode);
+            // Our own ids: chown to them needs no privilege.
+            h.set_uid(nix::unistd::getuid().as_raw().into());
+            h.set_gid(nix::unistd::getgid().as_raw().into());
+            h.set_mtime(MTIME);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn unpack_into(dir: &TempDir, entries: &[Spec]) -> Result<u64> {
+        unpack(&layer(entries)[..], &dir.root())
+    }
+
+    fn refused(tag: &str, entries: &[Spec], why: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        let err = unpack_into(&dir, entries).unwrap_err();
+        assert!(err.to_string().starts_with("refusing layer entry"), "{tag}: {err}");
+        assert!(err.to_string().contains(why), "{tag}: {err}");
+        assert_eq!(error::code_of(&err), error::RUNTIME_ERROR);
+        dir
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn unpacks_files_dirs_links_with_their_metadata() {
+        let dir = TempDir::new("ok");
+        let size = unpack_into(
+            &dir,
+            &[
+                (EntryType::Directory, "./", "", 0o755, b""),
+                (EntryType::Directory, "a/", "", 0o750, b""),
+                (EntryType::Regular, "a/f", "", 0o640, b"hello"),
+                (EntryType::Regular, "deep/er/g", "", 0o755, b"12"),
+                (EntryType::Symlink, "a/abs", "/etc/passwd", 0o777, b""),
+                (EntryType::Symlink, "a/up", "../deep/er/g", 0o777, b""),
+                (EntryType::Link, "hard", "a/f", 0o640, b""),
+                (EntryType::Regular, "a/f2", "", 0o600, b"first"),
+                (EntryType::Regular, "a/f2", "", 0o644, b"second"),
+            ],
+        )
+        .unwrap();
+        let root = dir.root();
+        assert_eq!(size, 5 + 2 + 5 + 6); // file contents only, hard links add nothing
+        assert_eq!(fs::read(root.join("a/f")).unwrap(), b"hello");
+        assert_eq!(fs::read(root.join("a/f2")).unwrap(), b"second");
+        assert_eq!(fs::read(root.join("deep/er/g")).unwrap(), b"12");
+        assert_eq!(mode(&root.join("a/f")), 0o640);
+        assert_eq!(mode(&root.join("a/f2")), 0o644);
+        assert_eq!(mode(&root.join("a")), 0o750);
+        assert_eq!(mode(&root.join("deep")), 0o755); // made for its file
+        assert_eq!(mode(&root), 0o755);
+        assert_eq!(fs::read_link(root.join("a/abs")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(fs::read_link(root.join("a/up")).unwrap(), Path::new("../deep/er/g"));
+        assert_eq!(fs::read(root.join("a/up")).unwrap(), b"12");
+        let (f, h) = (fs::metadata(root.join("a/f")).unwrap(), fs::metadata(root.join("hard")).unwrap());
+        assert_eq!((f.ino(), f.nlink()), (h.ino(), 2));
+        for p in ["a/f", "a", "a/abs", "deep/er/g"] {
+            assert_eq!(fs::symlink_metadata(root.join(p)).unwrap().mtime() as u64, MTIME, "{p}");
+        }
+        assert_eq!(fs::metadata(&root).unwrap().mtime() as u64, MTIME);
+    }
+
+    #[test]
+    fn paths_with_dotdot_are_refused() {
+        for (i, path) in ["../evil", "a/../../evil", "a/../evil", "./../evil"].iter().enumerate() {
+            let dir = refused(&format!("dotdot{i}"), &[(EntryType::Regular, path, "", 0o644, b"x")], "('..')");
+            assert!(!dir.0.join("evil").exists() && !dir.root().join("evil").exists());
+        }
+        // An absolute path is read relative to the layer root.
+        let dir = TempDir::new("abs");
+        unpack_into(&dir, &[(EntryType::Regular, "/etc/x", "", 0o644, b"x")]).unwrap();
+        assert_eq!(fs::read(dir.root().join("etc/x")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn symlinks_climbing_above_the_root_are_refused() {
+        for (i, (path, target)) in
+            [("l", "../x"), ("a/l", "../../x"), ("a/b/l", "../c/../../../x"), ("l", "a/../../x")].iter().enumerate()
+        {
+            refused(&format!("symlink{i}"), &[(EntryType::Symlink, path, target, 0o777, b"")], "leaves the layer");
+        }
+        refused("symlink-empty", &[(EntryType::Symlink, "l", "", 0o777, b"")], "symlink without a target");
+        let dir = TempDir::new("symlink-ok");
+        unpack_into(
+            &dir,
+            &[
+                (EntryType::Symlink, "a/b/l", "../../x", 0o777, b""),
+                (EntryType::Symlink, "m", "./a/../y", 0o777, b""),
+                (EntryType::Symlink, "n", "/../../../etc", 0o777, b""), // absolute: the container's
+            ],
+        )
+        .unwrap();
+        assert_eq!(fs::read_link(dir.root().join("a/b/l")).unwrap(), Path::new("../../x"));
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_planted_symlink() {
+        let dir = TempDir::new("through");
+        let outside = dir.0.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("victim"), b"safe").unwrap();
+        let target = outside.to_str().unwrap();
+        // A file under the symlink: refused.
+        let dir2 = TempDir::new("through2");
+        let err = unpack(
+            &layer(&[(EntryType::Symlink, "s", target, 0o777, b""), (EntryType::Regular, "s/pwned", "", 0o644, b"x")])
+                [..],
+            &dir2.root(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("its parent \"s\" is not a directory"), "{err}");
+        assert!(!outside.join("pwned").exists());
+        // A directory under it: refused too.
+        let err =
+            unpack(
+                &layer(&[
+                    (EntryType::Symlink, "s", target, 0o777, b""),
+                    (EntryType::Directory, "s/d/", "", 0o755, b""),
+                ])[..],
+                &TempDir::new("through3").root(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        assert!(!outside.join("d").exists());
+        // A file replacing a symlink to a host file replaces the link, not the file.
+        let victim = outside.join("victim");
+        unpack_into(
+            &dir,
+            &[
+                (EntryType::Symlink, "v", victim.to_str().unwrap(), 0o777, b""),
+                (EntryType::Regular, "v", "", 0o644, b"layer"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"safe");
+        assert_eq!(fs::read(dir.root().join("v")).unwrap(), b"layer");
+        assert!(fs::symlink_metadata(dir.root().join("v")).unwrap().is_file());
+    }
+
+    #[test]
+    fn hostile_hard_links_are_refused() {
+        let file = (EntryType::Regular, "f", "", 0o644, &b"x"[..]);
+        refused("hl-up", &[file, (EntryType::Link, "h", "../f", 0o644, b"")], "hard link target leaves the layer");
+        refused("hl-missing", &[(EntryType::Link, "h", "nope", 0o644, b"")], "not in the layer");
+        refused(
+            "hl-dir",
+            &[(EntryType::Directory, "d/", "", 0o755, b""), (EntryType::Link, "h", "d", 0o644, b"")],
+            "to a directory",
+        );
+        refused("hl-root", &[(EntryType::Link, "h", "./", 0o644, b"")], "hard link to the layer root");
+        refused("hl-empty", &[(EntryType::Link, "h", "", 0o644, b"")], "hard link without a target");
+        let dir = TempDir::new("hl-through");
+        let outside = dir.0.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), b"s").unwrap();
+        let err = unpack_into(
+            &dir,
+            &[
+                (EntryType::Symlink, "s", outside.to_str().unwrap(), 0o777, b""),
+                (EntryType::Link, "h", "s/secret", 0o644, b""),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("goes through a symlink"), "{err}");
+        assert!(!dir.root().join("h").exists());
+        assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn aufs_bookkeeping_whiteouts_are_skipped() {
+        let dir = TempDir::new("aufs");
+        unpack_into(
+            &dir,
+            &[
+                (EntryType::Directory, ".wh..wh.plnk/", "", 0o700, b""),
+                (EntryType::Regular, "a/.wh..wh.aufs", "", 0o600, b""),
+                (EntryType::Regular, "keep", "", 0o644, b"k"),
+            ],
+        )
+        .unwrap();
+        let names: Vec<_> = fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["keep"]);
+    }
+
+    #[test]
+    fn check_symlink_depth() {
+        let ok = |rel: &str, target: &str| check_symlink(Path::new(rel), Path::new(target)).is_ok();
+        assert!(ok("l", "x"));
+        assert!(ok("l", "/abs/../../.."));
+        assert!(ok("a/l", ".."));
+        assert!(ok("a/b/l", "../.."));
+        assert!(ok("a/b/l", "./../x/../../y"));
+        assert!(!ok("l", ".."));
+        assert!(!ok("a/l", "../.."));
+        assert!(!ok("a/b/l", "x/../../../.."));
+        assert!(!ok("l", ""));
+        // A climb that comes back down still went above the root on the way.
+        assert!(!ok("l", "../l"));
+    }
+
+    #[test]
+    fn numeric_header_fields() {
+        let bad = || Err(io::Error::other("bad"));
+        assert_eq!(numeric(b"0000644\0", Ok(420)).unwrap(), 420);
+        assert_eq!(numeric(&[0; 8], bad()).unwrap(), 0);
+        assert_eq!(numeric(b"        ", bad()).unwrap(), 0);
+        assert_eq!(numeric(b"", bad()).unwrap(), 0);
+        assert!(numeric(b"12x4", bad()).is_err());
+    }
+}
