@@ -23,13 +23,21 @@
 use core::ffi::{c_char, c_int, CStr};
 
 // Without std nothing links the C library for us: statically in the static build
-// (scripts/cargo-env.sh), dynamically otherwise.
-#[cfg_attr(target_feature = "crt-static", link(name = "c", kind = "static", modifiers = "-bundle"))]
-#[cfg_attr(target_feature = "crt-static", link(name = "gcc_eh", kind = "static", modifiers = "-bundle"))]
-#[cfg_attr(target_feature = "crt-static", link(name = "gcc", kind = "static", modifiers = "-bundle"))]
+// (scripts/cargo-env.sh), dynamically otherwise. The static libraries go to the linker
+// in this order, libc twice (libgcc's pieces and libc need each other): one block each,
+// as the blocks' order is the link order.
+#[cfg(not(test))]
 #[cfg_attr(target_feature = "crt-static", link(name = "c", kind = "static", modifiers = "-bundle"))]
 #[cfg_attr(not(target_feature = "crt-static"), link(name = "c"))]
-#[cfg(not(test))]
+extern "C" {}
+#[cfg(all(not(test), target_feature = "crt-static"))]
+#[link(name = "gcc_eh", kind = "static", modifiers = "-bundle")]
+extern "C" {}
+#[cfg(all(not(test), target_feature = "crt-static"))]
+#[link(name = "gcc", kind = "static", modifiers = "-bundle")]
+extern "C" {}
+#[cfg(all(not(test), target_feature = "crt-static"))]
+#[link(name = "c", kind = "static", modifiers = "-bundle")]
 extern "C" {}
 
 #[cfg(not(test))]
@@ -62,7 +70,8 @@ static mut BUFFERS: Buffers = Buffers { partial: [[0; MAX_PARTIAL]; 2], read: [0
 
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+/// Called by the C runtime, with `argc` valid NUL-terminated strings in `argv`.
+unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: the C runtime passes argc valid, NUL-terminated strings.
     let args: &[*const c_char] = unsafe { core::slice::from_raw_parts(argv, argc.max(0) as usize) };
     let arg = |i: usize| -> &[u8] {

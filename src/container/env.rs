@@ -9,7 +9,14 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// Docker's environment: PATH and HOME defaults, then `-e K=V` (or `-e K` from ours).
 pub fn build_env(args: &[String]) -> Result<Vec<String>> {
-    let mut env = vec![format!("PATH={}", DEFAULT_PATH), "HOME=/root".to_string()];
+    let defaults = vec![format!("PATH={}", DEFAULT_PATH), "HOME=/root".to_string()];
+    Ok(merge(defaults, parse_args(args)?))
+}
+
+/// `-e K=V` and `-e K` (the value from our own environment; skipped when unset), as
+/// `K=V` entries.
+pub fn parse_args(args: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
     for arg in args {
         let (key, value) = match arg.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
@@ -21,10 +28,19 @@ pub fn build_env(args: &[String]) -> Result<Vec<String>> {
         if key.is_empty() {
             return Err(error::user(format!("invalid environment variable: {arg}")));
         }
-        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
-        env.push(format!("{key}={value}"));
+        out.push(format!("{key}={value}"));
     }
-    Ok(env)
+    Ok(out)
+}
+
+/// `base` with each of `overrides` replacing the entry of the same key (moved to the end).
+pub fn merge(mut base: Vec<String>, overrides: Vec<String>) -> Vec<String> {
+    for kv in overrides {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k).to_string();
+        base.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        base.push(kv);
+    }
+    base
 }
 
 /// After a switch to another user, HOME follows its passwd entry unless `-e HOME` was given.
@@ -41,6 +57,17 @@ pub fn apply_home(env: &mut [String], home: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_overrides_keep_every_key() {
+        // `exec -e` on top of the container's environment: every override lands, PATH and
+        // HOME included, whatever their order (an earlier version dropped some).
+        let container = vec!["PATH=/bin".to_string(), "HOME=/root".to_string(), "X=1".to_string()];
+        let got = merge(container, parse_args(&args(&["A=1", "PATH=/x", "HOME=/h"])).unwrap());
+        assert_eq!(got, ["X=1", "A=1", "PATH=/x", "HOME=/h"]);
+        let got = merge(vec!["PATH=/bin".into()], parse_args(&args(&["HOME=/h", "A=1"])).unwrap());
+        assert_eq!(got, ["PATH=/bin", "HOME=/h", "A=1"]);
+    }
 
     fn args(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -35,12 +35,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     }
     let _pin = process::pidfd(pid, start)
         .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
-    let mut env = c.env.clone();
-    for kv in super::env::build_env(&opts.env)?.into_iter().skip(2) {
-        let key = kv.split('=').next().unwrap_or_default().to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
+    let mut env = super::env::merge(c.env.clone(), super::env::parse_args(&opts.env)?);
     if opts.tty {
         env.retain(|e| !e.starts_with("TERM="));
         env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));

@@ -48,7 +48,9 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
 }
 
 fn check_target(target: &str, spec: &str) -> Result<()> {
-    if !target.starts_with('/') || target == "/" || target.split('/').any(|c| c == "..") {
+    // `//`, `/.` and `/./` name the root too: only real components count.
+    let names_root = target.split('/').all(|c| c.is_empty() || c == ".");
+    if !target.starts_with('/') || names_root || target.split('/').any(|c| c == "..") {
         return Err(error::user(format!(
             "invalid mount {spec:?}: the container path {target:?} must be absolute, not / and without '..'"
         )));
@@ -227,7 +229,7 @@ mod tests {
     #[test]
     fn container_paths_must_be_absolute_not_root_and_without_dotdot() {
         let src = existing();
-        for target in ["data", "", "/", "..", "/..", "/a/..", "/a/../b", "../etc", "/a/../../etc"] {
+        for target in ["data", "", "/", "//", "/.", "/./", "..", "/..", "/a/..", "/a/../b", "../etc", "/a/../../etc"] {
             let spec = format!("{src}:{target}");
             let e = err(std::slice::from_ref(&spec), &[]);
             assert_eq!(
