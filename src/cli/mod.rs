@@ -3,7 +3,9 @@
 pub mod humanize;
 mod images;
 mod inspect;
+mod lifecycle;
 mod logs;
+mod network;
 mod ps;
 mod stats;
 mod table;
@@ -15,7 +17,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::container::{self, RunOptions};
-use crate::network;
 use crate::state::Store;
 use crate::types::NetworkMode;
 
@@ -43,7 +44,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create and run a container from an image.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps {
         /// Show all containers (default shows just running).
@@ -305,6 +306,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::open(cli.root.clone(), cli.subnet.as_deref())?;
     match cli.command {
         Command::Run(args) => {
+            let args = *args;
             let mode = NetworkMode::parse(&args.network)?;
             let opts = RunOptions {
                 detach: args.detach,
@@ -340,8 +342,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container::run(&store, opts)
         }
         Command::Ps { all, quiet, no_trunc } => ps::ps(&store, all, quiet, no_trunc).map(|_| 0),
-        Command::Stop { time, containers } => container::stop_many(&store, &containers, time),
-        Command::Rm { force, containers } => container::remove_many(&store, &containers, force),
+        Command::Stop { time, containers } => Ok(lifecycle::stop(&store, &containers, time)),
+        Command::Rm { force, containers } => Ok(lifecycle::rm(&store, &containers, force)),
         Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
         Command::Inspect { rules, format, containers } => {
             container::reconcile_all(&store);
@@ -371,7 +373,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Network { command: NetworkCommand::Ls } => {
             container::reconcile_all(&store);
-            network::show(&store).map(|_| 0)
+            network::ls(&store).map(|_| 0)
         }
         Command::Exec { interactive, tty, env, workdir, container: name, command } => {
             container::exec(&store, &name, container::ExecOptions { interactive, tty, env, workdir, command })

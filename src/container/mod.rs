@@ -18,6 +18,6 @@ mod spawn;
 mod tty;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{reconcile, reconcile_all, remove_many, stop_many};
+pub use lifecycle::{reconcile, reconcile_all, remove, stop};
 pub use monitor::exit_handler as monitor_exit;
 pub use run::{run, RunOptions};

@@ -21,11 +21,11 @@ mod reference;
 mod registry;
 mod store;
 
-pub use archive::{load, save};
+pub use archive::{load, save, Loaded};
 // For `stop` (StopSignal): `stop_signal(store, &c.image_id).unwrap_or(libc::SIGTERM)`.
 #[allow(unused_imports)]
 pub use config::{parse_signal, stop_signal, RunConfig};
-pub use gc::{prune, remove};
+pub use gc::{prune, remove, Pruned, Removal};
 pub use import::import;
 pub use reference::split_familiar as split_name;
 pub use registry::{pull, PullOptions};
@@ -67,7 +67,7 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
         insecure: false,
         announce: (policy == PullPolicy::Missing).then(|| format!("Unable to find image '{shown}' locally")),
     };
-    let image = pull(store, text, &opts).map_err(|e| {
+    let pulled = pull(store, text, &opts).map_err(|e| {
         let why = error_line(&e);
         if policy == PullPolicy::Missing {
             error::user(format!("Unable to find image '{shown}' locally, and pulling it failed: {why}"))
@@ -76,7 +76,7 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
         }
     })?;
     registry::wait_single_threaded()?;
-    Ok(image)
+    Ok(pulled.image)
 }
 
 /// An error (with its causes) as one line, for the one line a user gets on stderr.

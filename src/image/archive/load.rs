@@ -40,8 +40,17 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-/// `dockling load [-i FILE] [-q]`.
-pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
+/// An image `load` added, reported as soon as it is named in the store.
+pub enum Loaded<'a> {
+    /// The archive gave the image no name: its id.
+    Unnamed(&'a str),
+    /// One name the archive gave an image.
+    Named(&'a str),
+}
+
+/// `dockling load [-i FILE]`. With `report` (not for `-q`), each image is reported
+/// once it is recorded, so a later failure still leaves the earlier ones shown.
+pub fn load(store: &Store, input: Option<&Path>, mut report: Option<&mut dyn FnMut(Loaded)>) -> Result<()> {
     let reader: Box<dyn Read> = match input {
         Some(p) => Box::new(File::open(p).map_err(|e| error::user(format!("cannot open {}: {e}", p.display())))?),
         None => {
@@ -125,13 +134,13 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
     ingest.commit()?;
     for (desc, names) in &found {
         images.record(desc, names)?;
-        if !quiet {
+        if let Some(report) = report.as_mut() {
             if names.is_empty() {
                 let image = images.load(desc.digest().digest())?;
-                println!("Loaded image ID: sha256:{}", image.id);
+                report(Loaded::Unnamed(&image.id));
             }
             for n in names {
-                println!("Loaded image: {n}");
+                report(Loaded::Named(n));
             }
         }
     }

@@ -61,7 +61,16 @@ struct Fetched {
     _adding: super::layout::GcLock,
 }
 
-pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
+/// What a pull brought.
+pub struct Pulled {
+    pub image: Image,
+    /// The reference in full (`docker.io/library/busybox:latest`), which `pull` prints last.
+    pub reference: String,
+}
+
+/// Pulls `text` into the store. Status lines and progress bars go through [`Progress`]
+/// as the pull goes; the final reference is the caller's to show.
+pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Pulled> {
     let reference = ImageRef::parse(text)?;
     let images = ImageStore::new(store);
     let progress = Progress::new(opts.quiet, opts.to_stderr);
@@ -78,7 +87,8 @@ pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
         None if opts.to_stderr => error::user(super::error_line(&e)),
         None => error::user(format!("pulling {}: {}", reference.familiar(), super::error_line(&e))),
     })?;
-    install(&images, &reference, fetched, &progress, opts)
+    let image = install(&images, &reference, fetched, &progress)?;
+    Ok(Pulled { image, reference: reference.full() })
 }
 
 async fn fetch(
@@ -175,13 +185,7 @@ async fn fetch(
 }
 
 /// Unpacks (verifying diff ids) and commits what [`fetch`] brought, then names it.
-fn install(
-    images: &ImageStore,
-    reference: &ImageRef,
-    fetched: Fetched,
-    progress: &Progress,
-    opts: &PullOptions,
-) -> Result<Image> {
+fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress: &Progress) -> Result<Image> {
     let layout = &images.layout;
     let name = reference.familiar();
     let before = images.lookup(&name).ok().flatten().map(|i| i.manifest_digest);
@@ -221,9 +225,6 @@ fn install(
         progress.line(&format!("Status: Downloaded newer image for {name}"));
     }
     progress.release();
-    if !opts.to_stderr {
-        println!("{}", reference.full());
-    }
     Ok(image)
 }
 
