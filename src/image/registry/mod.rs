@@ -15,11 +15,12 @@ use futures::StreamExt;
 use oci_spec::image::ImageIndex;
 
 use super::digest;
-use super::ingest::{parse_manifest, Ingest};
-use super::layout::read_limited;
+use super::ingest::Ingest;
+use super::layout::{read_limited, MAX_JSON_BLOB};
+use super::manifest::{layer_pairs, parse_config, parse_manifest};
 use super::platform;
 use super::reference::ImageRef;
-use super::store::{Image, ImageStore, MAX_JSON_BLOB};
+use super::store::{Image, ImageStore};
 use crate::error;
 use crate::state::Store;
 use download::Blob;
@@ -193,14 +194,14 @@ fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress
     ingest.add_bytes(&fetched.manifest_raw, Some(&fetched.manifest_hex), "manifest")?;
     ingest.add_bytes(&fetched.config_raw, Some(&fetched.config_hex), "image config")?;
     let manifest = parse_manifest(&fetched.manifest_raw, &fetched.manifest_hex)?;
-    let config = super::ingest::parse_config(&fetched.config_raw, &fetched.config_hex)?;
+    let config = parse_config(&fetched.config_raw, &fetched.config_hex)?;
     let fresh: Vec<String> = fetched.layers.iter().filter(|(_, s)| s.is_some()).map(|(b, _)| b.hex.clone()).collect();
     for (blob, staging) in fetched.layers {
         if let Some(s) = staging {
             ingest.add_staged(&blob.hex, s);
         }
     }
-    for (hex, diff_hex) in super::ingest::layer_pairs(&manifest, &config, &fetched.config_hex)? {
+    for (hex, diff_hex) in layer_pairs(&manifest, &config, &fetched.config_hex)? {
         let bar = fetched.bars.iter().find(|(h, _)| *h == hex).map(|(_, b)| b);
         if let Some(b) = bar {
             if fresh.contains(&hex) {
