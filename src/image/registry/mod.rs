@@ -37,7 +37,7 @@ const ACCEPT: &[&str] = &[
 ];
 
 pub struct PullOptions {
-    /// Print only the final reference (`pull -q`).
+    /// No status lines or bars (`pull -q`, where the caller shows only the reference).
     pub quiet: bool,
     /// Status on stderr (when `run` pulls; its stdout is the container's).
     pub to_stderr: bool,
