@@ -7,11 +7,14 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{humanize, table};
-use crate::image::{self, ImageStore, PullOptions};
+use crate::image::{self, ImageStore, Loaded, Pruned, PullOptions, Removal};
 use crate::state::Store;
 
+/// `import`: the new image's id, as `docker import` prints it.
 pub fn import(store: &Store, source: &Path, reference: Option<&str>, changes: &[String]) -> Result<()> {
-    image::import(store, source, reference, changes).map(|_| ())
+    let image = image::import(store, source, reference, changes)?;
+    println!("sha256:{}", image.id);
+    Ok(())
 }
 
 pub fn list(store: &Store, quiet: bool, no_trunc: bool) -> Result<()> {
@@ -46,23 +49,55 @@ pub fn list(store: &Store, quiet: bool, no_trunc: bool) -> Result<()> {
 
 pub fn pull(store: &Store, reference: &str, insecure: bool, quiet: bool) -> Result<()> {
     let opts = PullOptions { quiet, to_stderr: false, insecure, announce: None };
-    image::pull(store, reference, &opts).map(|_| ())
+    let pulled = image::pull(store, reference, &opts)?;
+    // Last, after the status lines (alone with -q), as `docker pull` does.
+    println!("{}", pulled.reference);
+    Ok(())
 }
 
+/// `load`: a line per image as it is added (none with -q).
 pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
-    image::load(store, input, quiet)
+    let mut show = |loaded: Loaded| match loaded {
+        Loaded::Unnamed(id) => println!("Loaded image ID: sha256:{id}"),
+        Loaded::Named(name) => println!("Loaded image: {name}"),
+    };
+    image::load(store, input, if quiet { None } else { Some(&mut show) })
 }
 
 pub fn save(store: &Store, images: &[String], output: Option<&Path>) -> Result<()> {
     image::save(store, images, output)
 }
 
+/// `rmi`: each step on stdout and each failure on stderr, in order; exit 1 if any key
+/// could not be removed, as Docker.
 pub fn rmi(store: &Store, images: &[String], force: bool) -> Result<i32> {
-    image::remove(store, images, force)
+    let mut failed = false;
+    image::remove(store, images, force, &mut |step| match step {
+        Removal::Untagged(name) => println!("Untagged: {name}"),
+        Removal::Deleted(id) => println!("Deleted: sha256:{id}"),
+        Removal::Failed(e) => {
+            eprintln!("dockling: {}", image::error_line(e));
+            failed = true;
+        }
+    })?;
+    Ok(if failed { 1 } else { 0 })
 }
 
+/// `image prune`: what was untagged and deleted, then the space reclaimed.
 pub fn prune(store: &Store, all: bool) -> Result<()> {
-    image::prune(store, all)
+    let reclaimed = image::prune(store, all, &mut |step| match step {
+        Pruned::Untagged(name) => println!("untagged: {name}"),
+        Pruned::Deleted([]) => {}
+        Pruned::Deleted(ids) => {
+            println!("Deleted Images:");
+            for id in ids {
+                println!("deleted: sha256:{id}");
+            }
+            println!();
+        }
+    })?;
+    println!("Total reclaimed space: {}", humanize::size(reclaimed));
+    Ok(())
 }
 
 /// `image inspect`: Docker's fields that mean something here.

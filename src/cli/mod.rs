@@ -3,7 +3,9 @@
 pub mod humanize;
 mod images;
 mod inspect;
+mod lifecycle;
 mod logs;
+mod network;
 mod ps;
 mod stats;
 mod table;
@@ -15,7 +17,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::container::{self, RunOptions};
-use crate::network;
 use crate::state::Store;
 use crate::types::NetworkMode;
 
@@ -347,8 +348,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             }
         }
         Command::Ps { all, quiet, no_trunc } => ps::ps(&store, all, quiet, no_trunc).map(|_| 0),
-        Command::Stop { time, containers } => container::stop_many(&store, &containers, time),
-        Command::Rm { force, containers } => container::remove_many(&store, &containers, force),
+        Command::Stop { time, containers } => Ok(lifecycle::stop(&store, &containers, time)),
+        Command::Rm { force, containers } => Ok(lifecycle::rm(&store, &containers, force)),
         Command::Logs { follow, tail, container } => logs::logs(&store, &container, follow, &tail).map(|_| 0),
         Command::Inspect { rules, format, containers } => {
             container::reconcile_all(&store);
@@ -378,7 +379,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Network { command: NetworkCommand::Ls } => {
             container::reconcile_all(&store);
-            network::show(&store).map(|_| 0)
+            network::ls(&store).map(|_| 0)
         }
         Command::Exec { interactive, tty, env, workdir, container: name, command } => {
             container::exec(&store, &name, container::ExecOptions { interactive, tty, env, workdir, command })

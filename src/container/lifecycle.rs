@@ -94,9 +94,9 @@ pub fn wait_for_monitor(store: &Store, id: &str) {
     }
 }
 
-/// Stops a container: `signal`, wait `timeout`, then SIGKILL. Returns when it is
-/// stopped and cleaned up.
-fn stop_one(store: &Store, key: &str, timeout: Duration) -> Result<()> {
+/// `dockling stop` of one container: its stop signal, wait `timeout`, then SIGKILL.
+/// Returns when it is stopped and cleaned up. (The command line reports each key.)
+pub fn stop(store: &Store, key: &str, timeout: Duration) -> Result<()> {
     let c = wait_until_started(store, store.resolve(key)?);
     if let Some(me) = process::this_process() {
         store.update(&c.id, |c| {
@@ -136,50 +136,28 @@ fn settle(store: &Store, id: &str, guessed_code: Option<i32>) -> Result<()> {
     finish(store, id, guessed_code)
 }
 
-pub fn stop_many(store: &Store, keys: &[String], timeout_secs: u64) -> Result<i32> {
-    each(keys, |key| {
-        stop_one(store, key, Duration::from_secs(timeout_secs))?;
-        println!("{key}");
-        Ok(())
-    })
-}
-
-pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Result<i32> {
-    each(keys, |key| {
-        let c = wait_until_started(store, store.resolve(key)?);
-        // (A container whose process is gone but whose monitor is still recording the
-        // exit is not refused: `settle` waits for the monitor.)
-        if c.process_alive() {
-            if !force {
-                return Err(error::exit(
-                    1,
-                    format!(
-                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                        c.name
-                    ),
-                ));
-            }
-            stop_one(store, &c.id, Duration::ZERO)?;
-        } else {
-            settle(store, &c.id, None)?;
+/// `dockling rm [-f]` of one container: refused while it runs (unless `force`, which
+/// kills it first), then its teardown is finished and its directory removed.
+pub fn remove(store: &Store, key: &str, force: bool) -> Result<()> {
+    let c = wait_until_started(store, store.resolve(key)?);
+    // (A container whose process is gone but whose monitor is still recording the
+    // exit is not refused: `settle` waits for the monitor.)
+    if c.process_alive() {
+        if !force {
+            return Err(error::exit(
+                1,
+                format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                ),
+            ));
         }
-        let _names = store.lock_names()?;
-        store.remove_dir(&c.id, &c.name)?;
-        println!("{key}");
-        Ok(())
-    })
-}
-
-/// Runs `f` for every key, reporting each failure on its own line (exit 1 if any failed).
-fn each(keys: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
-    let mut failed = false;
-    for key in keys {
-        if let Err(e) = f(key) {
-            eprintln!("dockling: {e:#}");
-            failed = true;
-        }
+        stop(store, &c.id, Duration::ZERO)?;
+    } else {
+        settle(store, &c.id, None)?;
     }
-    Ok(if failed { 1 } else { 0 })
+    let _names = store.lock_names()?;
+    store.remove_dir(&c.id, &c.name)
 }
 
 /// [`reconcile`] for every container: commands that depend on the host's network state

@@ -15,25 +15,34 @@ use super::digest;
 use super::layers;
 use super::reference::ImageRef;
 use super::store::{ref_name, ImageStore};
-use crate::cli::humanize;
 use crate::error;
 use crate::state::Store;
 
-/// `dockling rmi [-f] IMAGE...`; exit 1 if any could not be removed, as Docker.
-pub fn remove(store: &Store, keys: &[String], force: bool) -> Result<i32> {
+/// One step of `rmi`, reported as it happens, so the caller shows the steps (and the
+/// failures among them) in the order they happened.
+pub enum Removal<'a> {
+    /// A name was taken away.
+    Untagged(&'a str),
+    /// The image with this id is gone from the index.
+    Deleted(&'a str),
+    /// This key could not be removed; the next ones still are.
+    Failed(&'a anyhow::Error),
+}
+
+/// `dockling rmi [-f] IMAGE...`: each key in turn (a failure does not stop the others),
+/// then whatever no image reaches any more is collected.
+pub fn remove(store: &Store, keys: &[String], force: bool, report: &mut impl FnMut(Removal)) -> Result<()> {
     let images = ImageStore::new(store);
-    let mut failed = false;
     for key in keys {
-        if let Err(e) = remove_one(&images, key, force) {
-            eprintln!("dockling: {}", super::error_line(&e));
-            failed = true;
+        if let Err(e) = remove_one(&images, key, force, report) {
+            report(Removal::Failed(&e));
         }
     }
     collect(&images, false)?;
-    Ok(if failed { 1 } else { 0 })
+    Ok(())
 }
 
-fn remove_one(images: &ImageStore, key: &str, force: bool) -> Result<()> {
+fn remove_one(images: &ImageStore, key: &str, force: bool, report: &mut impl FnMut(Removal)) -> Result<()> {
     let image = images.lookup(key)?.ok_or_else(|| error::exit(1, format!("No such image: {key}")))?;
     // By name: take that name away, and the image too if it was its last one.
     let by_name = ImageRef::parse(key).ok().map(|r| r.familiar()).filter(|n| image.names.contains(n));
@@ -69,18 +78,28 @@ fn remove_one(images: &ImageStore, key: &str, force: bool) -> Result<()> {
     }
     for n in &names {
         images.unrecord(&image.manifest_digest, Some(n), used_by.is_some())?;
-        println!("Untagged: {n}");
+        report(Removal::Untagged(n));
     }
     if last && used_by.is_none() {
         images.unrecord(&image.manifest_digest, None, false)?;
-        println!("Deleted: sha256:{}", image.id);
+        report(Removal::Deleted(&image.id));
     }
     Ok(())
 }
 
+/// One step of `image prune`, reported as it happens (see [`Removal`]).
+pub enum Pruned<'a> {
+    /// A name was taken away.
+    Untagged(&'a str),
+    /// The ids of the images deleted from the index (called once, even with none),
+    /// before the space they held is collected.
+    Deleted(&'a [String]),
+}
+
 /// `dockling image prune [-a]`: unnamed images (with `-a`: all images) that no
 /// container uses, then everything unreachable, including unfinished downloads.
-pub fn prune(store: &Store, all: bool) -> Result<()> {
+/// Returns the bytes reclaimed.
+pub fn prune(store: &Store, all: bool, report: &mut impl FnMut(Pruned)) -> Result<u64> {
     let images = ImageStore::new(store);
     let used = images.in_use()?;
     let mut deleted = Vec::new();
@@ -91,22 +110,14 @@ pub fn prune(store: &Store, all: bool) -> Result<()> {
             }
             for n in &image.names {
                 images.unrecord(&image.manifest_digest, Some(n), false)?;
-                println!("untagged: {n}");
+                report(Pruned::Untagged(n));
             }
             images.unrecord(&image.manifest_digest, None, false)?;
             deleted.push(image.id.clone());
         }
     }
-    if !deleted.is_empty() {
-        println!("Deleted Images:");
-        for id in &deleted {
-            println!("deleted: sha256:{id}");
-        }
-        println!();
-    }
-    let reclaimed = collect(&images, true)?;
-    println!("Total reclaimed space: {}", humanize::size(reclaimed));
-    Ok(())
+    report(Pruned::Deleted(&deleted));
+    collect(&images, true)
 }
 
 /// Deletes blobs and unpacked layers that no index entry reaches, and staging leftovers

@@ -21,6 +21,7 @@ use super::{changes, manifest};
 use crate::error;
 use crate::state::Store;
 
+/// Returns the new image (the command line shows its id).
 pub fn import(store: &Store, source: &Path, reference: Option<&str>, change: &[String]) -> Result<Image> {
     let name = reference.map(ImageRef::parse).transpose()?;
     if name.as_ref().is_some_and(|n| n.digest_hex().is_some()) {
@@ -81,9 +82,7 @@ pub fn import(store: &Store, source: &Path, reference: Option<&str>, change: &[S
     let desc = manifest::write(layout, &config_json, vec![manifest::descriptor(media, &blob_hex, blob_size)?])?;
     let names: Vec<String> = name.iter().map(|n| n.familiar()).collect();
     images.record(&desc, &names)?;
-    let image = images.load(desc.digest().digest())?;
-    println!("sha256:{}", image.id);
-    Ok(image)
+    images.load(desc.digest().digest())
 }
 
 /// Packs a tree as a layer tar: numeric owners, modes, mtimes, symlinks as symlinks.

@@ -7,13 +7,12 @@ use std::fs;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 
 use super::digest;
 use super::layers;
-use super::layout::{read_limited, Layout, Staging};
-use super::manifest;
-use super::store::MAX_JSON_BLOB;
+use super::layout::{read_limited, Layout, Staging, MAX_JSON_BLOB};
+use super::manifest::{self, layer_pairs, parse_config, parse_manifest};
 use crate::error;
 
 /// Blobs and layers waiting to be committed.
@@ -82,6 +81,15 @@ impl<'a> Ingest<'a> {
         Ok(data)
     }
 
+    /// Stages the config and an OCI manifest over `layers` (committed with the rest);
+    /// returns the manifest's descriptor. For images that come without a manifest.
+    pub fn add_manifest(&mut self, config_json: &[u8], layers: Vec<Descriptor>) -> Result<Descriptor> {
+        let config_hex = self.add_bytes(config_json, None, "image config")?;
+        let raw = manifest::build(&config_hex, config_json.len(), layers)?;
+        let hex = self.add_bytes(&raw, None, "manifest")?;
+        manifest::descriptor(MediaType::ImageManifest, &hex, raw.len() as u64)
+    }
+
     /// Checks a manifest, its config and its layers (all blobs must be here by now),
     /// and unpacks the layers not yet unpacked into staging dirs.
     pub fn image(&mut self, manifest_raw: &[u8], manifest_hex: &str) -> Result<Descriptor> {
@@ -124,37 +132,4 @@ impl<'a> Ingest<'a> {
         }
         Ok(())
     }
-}
-
-pub fn parse_manifest(raw: &[u8], hex: &str) -> Result<ImageManifest> {
-    ImageManifest::from_reader(raw)
-        .map_err(|e| error::user(format!("manifest sha256:{hex} is not an image manifest: {}", super::error_line(&e))))
-}
-
-/// (blob hex, diff id hex) of each layer, bottom first; the manifest and the config
-/// must agree on how many there are.
-pub fn layer_pairs(
-    manifest: &ImageManifest,
-    config: &ImageConfiguration,
-    config_hex: &str,
-) -> Result<Vec<(String, String)>> {
-    let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(error::user(format!(
-            "image sha256:{config_hex}: its manifest has {} layers but its config {} diff ids",
-            manifest.layers().len(),
-            diff_ids.len()
-        )));
-    }
-    manifest
-        .layers()
-        .iter()
-        .zip(diff_ids)
-        .map(|(layer, diff)| Ok((digest::parse(layer.digest().as_ref())?, digest::parse(diff)?)))
-        .collect()
-}
-
-pub fn parse_config(raw: &[u8], hex: &str) -> Result<ImageConfiguration> {
-    ImageConfiguration::from_reader(raw)
-        .map_err(|e| error::user(format!("image config sha256:{hex} is invalid: {}", super::error_line(&e))))
 }

@@ -23,6 +23,9 @@ use crate::sys::lock::{FileLock, Mode};
 /// Annotation naming an image in `index.json` (the familiar `name:tag`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// Largest manifest or config accepted (Docker's limit is 4 MiB too); see [`read_limited`].
+pub const MAX_JSON_BLOB: u64 = 4 << 20;
+
 pub struct Layout {
     pub dir: PathBuf,
 }

@@ -21,9 +21,9 @@ mod reference;
 mod registry;
 mod store;
 
-pub use archive::{load, save};
+pub use archive::{load, save, Loaded};
 pub use config::{stop_signal, RunConfig};
-pub use gc::{prune, remove};
+pub use gc::{prune, remove, Pruned, Removal};
 pub use import::import;
 pub use reference::split_familiar as split_name;
 pub use registry::{pull, PullOptions};
@@ -65,7 +65,7 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
         insecure: false,
         announce: (policy == PullPolicy::Missing).then(|| format!("Unable to find image '{shown}' locally")),
     };
-    let image = pull(store, text, &opts).map_err(|e| {
+    let pulled = pull(store, text, &opts).map_err(|e| {
         let why = error_line(&e);
         if policy == PullPolicy::Missing {
             error::user(format!("Unable to find image '{shown}' locally, and pulling it failed: {why}"))
@@ -74,7 +74,7 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
         }
     })?;
     registry::wait_single_threaded()?;
-    Ok(image)
+    Ok(pulled.image)
 }
 
 /// An error (with its causes) as one line, for the one line a user gets on stderr.

@@ -13,15 +13,12 @@ use chrono::{DateTime, Utc};
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 
 use super::digest;
-use super::ingest::{layer_pairs, parse_config, parse_manifest};
 use super::layers;
 use super::layout::{Layout, REF_NAME};
+use super::manifest::{layer_pairs, parse_config, parse_manifest};
 use super::reference::{split_familiar, ImageRef};
 use crate::error;
 use crate::state::Store;
-
-/// Largest manifest or config accepted (Docker's limit is 4 MiB too).
-pub const MAX_JSON_BLOB: u64 = 4 << 20;
 
 /// One image: its manifest, its config, and where its unpacked layers are.
 #[derive(Debug, Clone)]
@@ -153,7 +150,7 @@ impl<'a> ImageStore<'a> {
                 out.push(self.load_from(&names, &hex)?);
             }
         }
-        out.sort_by_key(|b| std::cmp::Reverse(b.created));
+        out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }
 

@@ -13,7 +13,7 @@ mod netns;
 mod resolv;
 mod veth;
 
-use std::net::{SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
 use anyhow::Result;
 
@@ -277,12 +277,19 @@ pub fn etc_files(c: &Container) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// What `network prune` did.
+pub enum PruneOutcome {
+    /// Containers still hold addresses: nothing was removed.
+    InUse { containers: usize },
+    /// The shared setup is gone; `deleted` names the bridge if there was one to delete.
+    Pruned { deleted: Option<&'static str> },
+}
+
 /// `dockling network prune`: remove the bridge and shared chains when no container uses them.
-pub fn prune(store: &Store) -> Result<()> {
+pub fn prune(store: &Store) -> Result<PruneOutcome> {
     let mut ipam = Ipam::lock(store)?;
     if !ipam.state.leases.is_empty() {
-        println!("network in use by {} container(s); nothing removed", ipam.state.leases.len());
-        return Ok(());
+        return Ok(PruneOutcome::InUse { containers: ipam.state.leases.len() });
     }
     let subnet = Subnet::parse(ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET))?;
     Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
@@ -299,23 +306,29 @@ pub fn prune(store: &Store) -> Result<()> {
     }
     ipam.state = ipam::NetState::default();
     ipam.save()?;
-    if had_bridge {
-        println!("Deleted Networks:\n{}", bridge::BRIDGE);
-    }
-    Ok(())
+    Ok(PruneOutcome::Pruned { deleted: had_bridge.then_some(bridge::BRIDGE) })
 }
 
-/// `dockling network ls`: the bridge, subnet, leases and published ports.
-pub fn show(store: &Store) -> Result<()> {
+/// The network as `network ls` shows it: one bridge, its subnet, who holds which address
+/// and which published ports (container ids in full).
+pub struct NetworkReport {
+    pub bridge: &'static str,
+    pub subnet: String,
+    /// Address -> container id, in address order.
+    pub leases: Vec<(Ipv4Addr, String)>,
+    /// Published port -> container id, in the order they were published.
+    pub ports: Vec<(PortMapping, String)>,
+}
+
+/// `dockling network ls`: the state as recorded (the subnet the bridge got, else the one
+/// it would get).
+pub fn report(store: &Store) -> Result<NetworkReport> {
     let ipam = Ipam::lock(store)?;
-    println!("BRIDGE     SUBNET           CONTAINERS");
     let subnet = ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET);
-    println!("{:<10} {:<16} {}", bridge::BRIDGE, subnet, ipam.state.leases.len());
-    for (ip, id) in &ipam.state.leases {
-        println!("  {ip}  {}", &id[..12.min(id.len())]);
-    }
-    for (m, id) in &ipam.state.ports {
-        println!("  {m}  {}", &id[..12.min(id.len())]);
-    }
-    Ok(())
+    Ok(NetworkReport {
+        bridge: bridge::BRIDGE,
+        subnet: subnet.to_string(),
+        leases: ipam.state.leases.iter().map(|(ip, id)| (*ip, id.clone())).collect(),
+        ports: ipam.state.ports.clone(),
+    })
 }

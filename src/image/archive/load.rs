@@ -18,10 +18,11 @@ use crate::error;
 use crate::image::digest::{self, HashingWriter};
 use crate::image::ingest::Ingest;
 use crate::image::layers::Compression;
-use crate::image::layout::{read_limited, REF_NAME};
+use crate::image::layout::{read_limited, MAX_JSON_BLOB, REF_NAME};
+use crate::image::manifest::{self, parse_config, parse_manifest};
 use crate::image::reference::ImageRef;
-use crate::image::store::{ImageStore, MAX_JSON_BLOB};
-use crate::image::{error_line, manifest, platform};
+use crate::image::store::ImageStore;
+use crate::image::{error_line, platform};
 use crate::state::Store;
 
 /// A file of the archive, staged on disk.
@@ -40,8 +41,17 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-/// `dockling load [-i FILE] [-q]`.
-pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
+/// An image `load` added, reported as soon as it is named in the store.
+pub enum Loaded<'a> {
+    /// The archive gave the image no name: its id.
+    Unnamed(&'a str),
+    /// One name the archive gave an image.
+    Named(&'a str),
+}
+
+/// `dockling load [-i FILE]`. With `report` (not for `-q`), each image is reported
+/// once it is recorded, so a later failure still leaves the earlier ones shown.
+pub fn load(store: &Store, input: Option<&Path>, mut report: Option<&mut dyn FnMut(Loaded)>) -> Result<()> {
     let reader: Box<dyn Read> = match input {
         Some(p) => Box::new(File::open(p).map_err(|e| error::user(format!("cannot open {}: {e}", p.display())))?),
         None => {
@@ -98,7 +108,7 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
                 let desc_out = ingest.image(&raw, &hex)?;
                 let mut names = names_of(d)?;
                 if names.is_empty() {
-                    let manifest = crate::image::ingest::parse_manifest(&raw, &hex)?;
+                    let manifest = parse_manifest(&raw, &hex)?;
                     let config_hex = digest::parse(manifest.config().digest().as_ref())?;
                     for t in tags_by_config.get(&config_hex).into_iter().flatten() {
                         names.push(ImageRef::parse(t)?.familiar());
@@ -125,13 +135,13 @@ pub fn load(store: &Store, input: Option<&Path>, quiet: bool) -> Result<()> {
     ingest.commit()?;
     for (desc, names) in &found {
         images.record(desc, names)?;
-        if !quiet {
+        if let Some(report) = report.as_mut() {
             if names.is_empty() {
                 let image = images.load(desc.digest().digest())?;
-                println!("Loaded image ID: sha256:{}", image.id);
+                report(Loaded::Unnamed(&image.id));
             }
             for n in names {
-                println!("Loaded image: {n}");
+                report(Loaded::Named(n));
             }
         }
     }
@@ -243,7 +253,7 @@ fn docker_image(
     let missing = |p: &str| error::user(format!("manifest.json names {p:?}, which the archive lacks"));
     let config = member(members, &e.config).ok_or_else(|| missing(&e.config))?;
     let config_raw = ingest.read_json_blob(&config.hex, "image config")?;
-    let parsed = crate::image::ingest::parse_config(&config_raw, &config.hex)?;
+    let parsed = parse_config(&config_raw, &config.hex)?;
     let diff_ids = parsed.rootfs().diff_ids().clone();
     if diff_ids.len() != e.layers.len() {
         return Err(error::user(format!(
@@ -262,7 +272,7 @@ fn docker_image(
         let size = std::fs::metadata(&m.path)?.len();
         layers.push(manifest::descriptor(MediaType::from(compression.media_type()), &m.hex, size)?);
     }
-    let desc = manifest::write_staged(ingest, &config_raw, layers)?;
+    let desc = ingest.add_manifest(&config_raw, layers)?;
     let mut names = Vec::new();
     for t in e.repo_tags.iter().flatten() {
         names.push(ImageRef::parse(t)?.familiar());

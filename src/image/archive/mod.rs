@@ -11,7 +11,7 @@
 mod load;
 mod save;
 
-pub use load::load;
+pub use load::{load, Loaded};
 pub use save::save;
 
 /// Docker's and containerd's annotation for an image's full name in an OCI index.

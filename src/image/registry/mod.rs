@@ -15,11 +15,12 @@ use futures::StreamExt;
 use oci_spec::image::ImageIndex;
 
 use super::digest;
-use super::ingest::{parse_manifest, Ingest};
-use super::layout::read_limited;
+use super::ingest::Ingest;
+use super::layout::{read_limited, MAX_JSON_BLOB};
+use super::manifest::{layer_pairs, parse_config, parse_manifest};
 use super::platform;
 use super::reference::ImageRef;
-use super::store::{Image, ImageStore, MAX_JSON_BLOB};
+use super::store::{Image, ImageStore};
 use crate::error;
 use crate::state::Store;
 use download::Blob;
@@ -36,7 +37,7 @@ const ACCEPT: &[&str] = &[
 ];
 
 pub struct PullOptions {
-    /// Print only the final reference (`pull -q`).
+    /// No status lines or bars (`pull -q`, where the caller shows only the reference).
     pub quiet: bool,
     /// Status on stderr (when `run` pulls; its stdout is the container's).
     pub to_stderr: bool,
@@ -61,7 +62,16 @@ struct Fetched {
     _adding: crate::sys::lock::FileLock,
 }
 
-pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
+/// What a pull brought.
+pub struct Pulled {
+    pub image: Image,
+    /// The reference in full (`docker.io/library/busybox:latest`), which `pull` prints last.
+    pub reference: String,
+}
+
+/// Pulls `text` into the store. Status lines and progress bars go through [`Progress`]
+/// as the pull goes; the final reference is the caller's to show.
+pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Pulled> {
     let reference = ImageRef::parse(text)?;
     let images = ImageStore::new(store);
     let progress = Progress::new(opts.quiet, opts.to_stderr);
@@ -78,7 +88,8 @@ pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Image> {
         None if opts.to_stderr => error::user(super::error_line(&e)),
         None => error::user(format!("pulling {}: {}", reference.familiar(), super::error_line(&e))),
     })?;
-    install(&images, &reference, fetched, &progress, opts)
+    let image = install(&images, &reference, fetched, &progress)?;
+    Ok(Pulled { image, reference: reference.full() })
 }
 
 async fn fetch(
@@ -175,13 +186,7 @@ async fn fetch(
 }
 
 /// Unpacks (verifying diff ids) and commits what [`fetch`] brought, then names it.
-fn install(
-    images: &ImageStore,
-    reference: &ImageRef,
-    fetched: Fetched,
-    progress: &Progress,
-    opts: &PullOptions,
-) -> Result<Image> {
+fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress: &Progress) -> Result<Image> {
     let layout = &images.layout;
     let name = reference.familiar();
     let before = images.lookup(&name).ok().flatten().map(|i| i.manifest_digest);
@@ -189,14 +194,14 @@ fn install(
     ingest.add_bytes(&fetched.manifest_raw, Some(&fetched.manifest_hex), "manifest")?;
     ingest.add_bytes(&fetched.config_raw, Some(&fetched.config_hex), "image config")?;
     let manifest = parse_manifest(&fetched.manifest_raw, &fetched.manifest_hex)?;
-    let config = super::ingest::parse_config(&fetched.config_raw, &fetched.config_hex)?;
+    let config = parse_config(&fetched.config_raw, &fetched.config_hex)?;
     let fresh: Vec<String> = fetched.layers.iter().filter(|(_, s)| s.is_some()).map(|(b, _)| b.hex.clone()).collect();
     for (blob, staging) in fetched.layers {
         if let Some(s) = staging {
             ingest.add_staged(&blob.hex, s);
         }
     }
-    for (hex, diff_hex) in super::ingest::layer_pairs(&manifest, &config, &fetched.config_hex)? {
+    for (hex, diff_hex) in layer_pairs(&manifest, &config, &fetched.config_hex)? {
         let bar = fetched.bars.iter().find(|(h, _)| *h == hex).map(|(_, b)| b);
         if let Some(b) = bar {
             if fresh.contains(&hex) {
@@ -221,9 +226,6 @@ fn install(
         progress.line(&format!("Status: Downloaded newer image for {name}"));
     }
     progress.release();
-    if !opts.to_stderr {
-        println!("{}", reference.full());
-    }
     Ok(image)
 }
 

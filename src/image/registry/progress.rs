@@ -1,6 +1,9 @@
 //! Pull progress: a bar per layer (indicatif) when stderr is a terminal, otherwise
 //! Docker's plain status lines. No ticker thread: bars redraw as bytes arrive, so
 //! nothing outlives the pull (`run` clones right after).
+//!
+//! The one terminal writer below `cli`, on purpose: `run` pulls through
+//! `image::for_run`, below `cli`, and must show the same progress as `pull`.
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
