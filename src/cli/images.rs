@@ -48,7 +48,8 @@ pub fn list(store: &Store, quiet: bool, no_trunc: bool) -> Result<()> {
 }
 
 pub fn pull(store: &Store, reference: &str, insecure: bool, quiet: bool) -> Result<()> {
-    let opts = PullOptions { quiet, to_stderr: false, insecure, announce: None };
+    let progress = super::progress::Terminal::new(quiet, false);
+    let opts = PullOptions { progress: &progress, for_run: false, insecure, announce: None };
     let pulled = image::pull(store, reference, &opts)?;
     // Last, after the status lines (alone with -q), as `docker pull` does.
     println!("{}", pulled.reference);

@@ -6,6 +6,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod network;
+mod progress;
 mod ps;
 mod stats;
 mod table;
@@ -339,7 +340,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 entrypoint: args.entrypoint,
                 pull: args.pull,
             };
-            match container::run(&store, opts)? {
+            // A pull on the way reports on stderr: stdout is the container's.
+            match container::run(&store, opts, &progress::Terminal::new(false, true))? {
                 container::RunOutcome::Detached(id) => {
                     println!("{id}");
                     Ok(0)

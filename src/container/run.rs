@@ -33,12 +33,12 @@ pub enum Outcome {
 }
 
 /// `dockling run`: validate everything, record the container, clone it, wire it up, exec.
-pub fn run(store: &Store, mut opts: RunOptions) -> Result<Outcome> {
+pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image::Progress) -> Result<Outcome> {
     // 1. Everything a user can get wrong is checked before anything is created.
     // The image (pulled first if missing; the pull's threads are gone when this returns),
     // and what its config says about command, env, workdir, user and ports.
     crate::timing::mark("run: parsed");
-    let image = crate::image::for_run(store, &opts.image, opts.pull)?;
+    let image = crate::image::for_run(store, &opts.image, opts.pull, pull_progress)?;
     crate::timing::mark("run: image");
     image_defaults::apply(&image.config(), &mut opts)?;
     if let Some(name) = &opts.name {

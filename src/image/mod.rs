@@ -26,7 +26,7 @@ pub use config::{stop_signal, RunConfig};
 pub use gc::{prune, remove, Pruned, Removal};
 pub use import::import;
 pub use reference::split_familiar as split_name;
-pub use registry::{pull, PullOptions};
+pub use registry::{pull, LayerProgress, Progress, PullOptions};
 pub use store::{Image, ImageStore};
 
 use anyhow::Result;
@@ -47,7 +47,7 @@ pub enum PullPolicy {
 ///
 /// Any pull happens here, before `run` creates anything, and its async runtime is
 /// gone (threads joined) when this returns, so `run` can still clone safely.
-pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
+pub fn for_run(store: &Store, text: &str, policy: PullPolicy, progress: &dyn Progress) -> Result<Image> {
     let images = ImageStore::new(store);
     if policy != PullPolicy::Always {
         if let Some(image) = images.lookup(text)? {
@@ -60,8 +60,8 @@ pub fn for_run(store: &Store, text: &str, policy: PullPolicy) -> Result<Image> {
     }
     let shown = reference::ImageRef::parse(text).map(|r| r.familiar()).unwrap_or_else(|_| text.to_string());
     let opts = PullOptions {
-        quiet: false,
-        to_stderr: true,
+        progress,
+        for_run: true,
         insecure: false,
         announce: (policy == PullPolicy::Missing).then(|| format!("Unable to find image '{shown}' locally")),
     };

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use oci_client::client::{BlobResponse, LayerDescriptor, SizedStream};
 use oci_client::Client;
 
-use super::progress::LayerBar;
+use super::progress::LayerProgress;
 use crate::error;
 use crate::image::digest::{self, Hasher};
 use crate::image::layout::{Layout, Staging};
@@ -35,7 +35,7 @@ pub async fn fetch(
     reference: &ImageRef,
     layout: &Layout,
     blob: &Blob,
-    bar: &LayerBar,
+    bar: &dyn LayerProgress,
 ) -> Result<Option<Staging>> {
     let partial = layout.tmp_dir().join(format!("{}.partial", blob.hex));
     let mut file = open_locked(&partial).await?;
@@ -101,7 +101,7 @@ async fn transfer(
     blob: &Blob,
     file: &mut File,
     offset: u64,
-    bar: &LayerBar,
+    bar: &dyn LayerProgress,
 ) -> Result<()> {
     let digest = format!("sha256:{}", blob.hex);
     let desc = LayerDescriptor { digest: &digest, urls: &blob.urls };

@@ -24,7 +24,7 @@ use super::store::{Image, ImageStore};
 use crate::error;
 use crate::state::Store;
 use download::Blob;
-use progress::Progress;
+pub use progress::{LayerProgress, Progress};
 
 /// Layers downloaded at once.
 const PARALLEL: usize = 3;
@@ -36,11 +36,11 @@ const ACCEPT: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-pub struct PullOptions {
-    /// No status lines or bars (`pull -q`, where the caller shows only the reference).
-    pub quiet: bool,
-    /// Status on stderr (when `run` pulls; its stdout is the container's).
-    pub to_stderr: bool,
+pub struct PullOptions<'a> {
+    /// Where status lines and bars go.
+    pub progress: &'a dyn Progress,
+    /// `run` pulls (it says "pulling it failed" itself).
+    pub for_run: bool,
     /// Plain HTTP for this registry.
     pub insecure: bool,
     /// A line to print once the image is known to exist (run's "Unable to find image").
@@ -57,7 +57,7 @@ struct Fetched {
     config_hex: String,
     layers: Vec<(download::Blob, Option<super::layout::Staging>)>,
     /// (blob hex, its bar).
-    bars: Vec<(String, progress::LayerBar)>,
+    bars: Vec<(String, Box<dyn LayerProgress>)>,
     /// Held from the first blob written until the image is named.
     _adding: crate::sys::lock::FileLock,
 }
@@ -71,32 +71,32 @@ pub struct Pulled {
 
 /// Pulls `text` into the store. Status lines and progress bars go through [`Progress`]
 /// as the pull goes; the final reference is the caller's to show.
-pub fn pull(store: &Store, text: &str, opts: &PullOptions) -> Result<Pulled> {
+pub fn pull(store: &Store, text: &str, opts: &PullOptions<'_>) -> Result<Pulled> {
     let reference = ImageRef::parse(text)?;
     let images = ImageStore::new(store);
-    let progress = Progress::new(opts.quiet, opts.to_stderr);
+    let progress = opts.progress;
     let fetched = {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-        let result = rt.block_on(fetch(&images, &reference, opts, &progress));
+        let result = rt.block_on(fetch(&images, &reference, opts, progress));
         drop(rt); // joins the runtime's threads (DNS lookups run on its blocking pool)
         result
     };
     let fetched = fetched.map_err(|e| match e.downcast_ref::<error::Exit>() {
         Some(_) => e,
         // `run` says "pulling it failed" itself.
-        None if opts.to_stderr => error::user(super::error_line(&e)),
+        None if opts.for_run => error::user(super::error_line(&e)),
         None => error::user(format!("pulling {}: {}", reference.familiar(), super::error_line(&e))),
     })?;
-    let image = install(&images, &reference, fetched, &progress)?;
+    let image = install(&images, &reference, fetched, progress)?;
     Ok(Pulled { image, reference: reference.full() })
 }
 
 async fn fetch(
     images: &ImageStore<'_>,
     reference: &ImageRef,
-    opts: &PullOptions,
-    progress: &Progress,
+    opts: &PullOptions<'_>,
+    progress: &dyn Progress,
 ) -> Result<Fetched> {
     let client = client::build(reference, opts.insecure);
     let auth = client::auth(reference);
@@ -161,7 +161,7 @@ async fn fetch(
             blobs.push(Blob { hex, size: l.size(), urls: l.urls().clone() });
         }
     }
-    let bars: Vec<progress::LayerBar> = blobs.iter().map(|b| progress.layer(&b.hex[..12], b.size)).collect();
+    let bars: Vec<Box<dyn LayerProgress>> = blobs.iter().map(|b| progress.layer(&b.hex[..12], b.size)).collect();
     let mut staged: Vec<Option<super::layout::Staging>> = (0..blobs.len()).map(|_| None).collect();
     {
         let jobs = blobs.iter().zip(&bars).enumerate().map(|(i, (blob, bar))| {
@@ -171,7 +171,7 @@ async fn fetch(
                     bar.finish("Already exists");
                     return Ok((i, None));
                 }
-                download::fetch(client, reference, &images.layout, blob, bar).await.map(|s| (i, s))
+                download::fetch(client, reference, &images.layout, blob, bar.as_ref()).await.map(|s| (i, s))
             }
         });
         let mut running = futures::stream::iter(jobs).buffer_unordered(PARALLEL);
@@ -186,7 +186,7 @@ async fn fetch(
 }
 
 /// Unpacks (verifying diff ids) and commits what [`fetch`] brought, then names it.
-fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress: &Progress) -> Result<Image> {
+fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress: &dyn Progress) -> Result<Image> {
     let layout = &images.layout;
     let name = reference.familiar();
     let before = images.lookup(&name).ok().flatten().map(|i| i.manifest_digest);
@@ -225,7 +225,7 @@ fn install(images: &ImageStore, reference: &ImageRef, fetched: Fetched, progress
     } else {
         progress.line(&format!("Status: Downloaded newer image for {name}"));
     }
-    progress.release();
+    progress.succeeded();
     Ok(image)
 }
 
