@@ -129,7 +129,7 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
             if let Some(pipes) = pipes {
                 // The pidfd ends the copy when the command exits, even if something it
                 // started in the background holds the pipes open.
-                let process = process::start_time(child.as_raw()).and_then(|s| process::pidfd(child.as_raw(), s));
+                let process = process::child_pidfd(child.as_raw());
                 relay::relay(pipes, process.as_ref())?;
             }
             Ok(wait_child(child).unwrap_or(error::RUNTIME_ERROR))

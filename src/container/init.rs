@@ -55,14 +55,6 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     nix::unistd::setsid().map_err(Failure::context("setsid"))?;
     crate::cgroups::join_self(&cfg.cgroups).map_err(Failure::setup)?;
     crate::timing::mark("init: joined");
-    // Without -i, stdin is not attached (as Docker): /dev/null, opened while the host's
-    // /dev is still there.
-    let null = match &cfg.stdio {
-        Some(ContainerEnds { stdin: None, .. }) => {
-            Some(std::fs::File::open("/dev/null").map_err(Failure::context("opening /dev/null"))?)
-        }
-        _ => None,
-    };
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;
     crate::timing::mark("init: rootfs");
     if let Some(console) = cfg.console.take() {
@@ -91,7 +83,9 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     crate::explain::close_output();
     // Last, so that our own --explain lines above went to the caller's stderr.
     if let Some(ends) = cfg.stdio.take() {
-        if let Some(null) = &null {
+        if ends.stdin.is_none() {
+            // Without -i, stdin is not attached (as Docker): the container's /dev/null.
+            let null = std::fs::File::open("/dev/null").map_err(Failure::context("opening /dev/null"))?;
             nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Failure::context("dup2 stdin"))?;
         }
         super::relay::take_as_stdio(&ends).map_err(Failure::context("taking the stdio pipes"))?;

@@ -185,7 +185,7 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<Outcome> {
     if let Some(pipes) = pipes {
         // The pidfd ends the copy when init is gone (and with it every process of its
         // pid namespace), even if a descriptor passed elsewhere holds a pipe open.
-        let process = c.pid_start.and_then(|start| process::pidfd(pid.as_raw(), start));
+        let process = process::child_pidfd(pid.as_raw());
         relay::relay(pipes, process.as_ref())?;
     }
     crate::timing::mark("run: released");
