@@ -275,3 +275,78 @@ fn image_symlinks_never_lead_mounts_onto_the_host() {
     );
     sim.finish();
 }
+
+#[test]
+fn tmpfs_is_noexec_nosuid_nodev_unless_asked() {
+    let sim = SimHost::new("iso-tmpfs");
+    sim.image("busybox");
+    let script = "printf '#!/bin/sh\\necho ran\\n' > /t/s && chmod +x /t/s && /t/s";
+    // Docker's default: a script on the tmpfs cannot be executed.
+    let o = run(&sim, &["--network", "none", "--tmpfs", "/t", "busybox", "sh", "-c", script]);
+    assert_eq!(o.code(), Some(126), "{o}");
+    assert!(o.stderr.to_lowercase().contains("permission denied"), "{o}");
+    let o = run(&sim, &["--network", "none", "--tmpfs", "/t", "busybox", "grep", " /t ", "/proc/mounts"]);
+    assert!(["noexec", "nosuid", "nodev", "rw"].iter().all(|f| o.stdout.contains(f)), "{o}");
+    // Control: with :exec it runs.
+    let o = run(&sim, &["--network", "none", "--tmpfs", "/t:rw,exec,mode=1777", "busybox", "sh", "-c", script]);
+    assert!(o.ok() && o.stdout == "ran\n", "{o}");
+
+    // size= is honoured: 1 MiB holds 512 KiB but not 2 MiB.
+    let o = run(
+        &sim,
+        &[
+            "--network",
+            "none",
+            "--tmpfs",
+            "/t:size=1m",
+            "busybox",
+            "sh",
+            "-c",
+            "df -k /t | tail -1; dd if=/dev/zero of=/t/a bs=1024 count=512 2>/dev/null && echo small-ok; \
+         dd if=/dev/zero of=/t/b bs=1024 count=2048 2>/dev/null || echo big-refused",
+        ],
+    );
+    assert!(o.stdout.contains(" 1024 "), "df shows a 1024 KiB tmpfs:\n{o}");
+    assert!(o.stdout.contains("small-ok") && o.stdout.contains("big-refused"), "{o}");
+    // ro and mode.
+    let o = run(
+        &sim,
+        &[
+            "--network",
+            "none",
+            "--tmpfs",
+            "/t:ro,mode=700",
+            "busybox",
+            "sh",
+            "-c",
+            "stat -c %a /t; touch /t/x 2>/dev/null && echo wrote",
+        ],
+    );
+    assert_eq!(o.stdout, "700\n", "{o}");
+
+    // --explain prints the exact options.
+    let o = sim.dockling(&[
+        "--explain",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--tmpfs",
+        "/t:size=64m,exec",
+        "busybox",
+        "true",
+    ]);
+    assert!(o.ok(), "{o}");
+    assert!(o.stderr.contains("mount -t tmpfs -o rw,exec,nosuid,nodev,size=67108864,mode=1777 tmpfs /t"), "{o}");
+
+    // A bad option: one clear line, 125, and nothing created.
+    for bad in ["/t:bogus", "/t:size=lots", "/t:uid=1000"] {
+        let o = sim.dockling(&["run", "--name", "never", "--tmpfs", bad, "busybox", "true"]);
+        assert_eq!(o.code(), Some(125), "{o}");
+        assert_eq!(o.stderr.lines().count(), 1, "{o}");
+        assert!(o.stderr.contains("invalid tmpfs"), "{o}");
+    }
+    let ps = sim.dockling_ok(&["ps", "-a"]);
+    assert!(!ps.contains("never"), "{ps}");
+    sim.finish();
+}

@@ -272,7 +272,7 @@ pub struct RunArgs {
     /// Bind mount a volume: HOST_PATH:CONTAINER_PATH[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
-    /// Mount a tmpfs directory.
+    /// Mount a tmpfs directory: PATH[:OPTIONS] (noexec,nosuid,nodev unless exec, suid, dev; size=, mode=, ro).
     #[arg(long)]
     pub tmpfs: Vec<String>,
     /// Memory limit (e.g. 64m).

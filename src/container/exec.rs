@@ -10,6 +10,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
 use super::foreground::{forward_signals, wait_child};
+use super::relay::{self, ContainerEnds};
 use super::sync::{self, Failure, Message};
 use super::{execve, tty};
 use crate::state::Store;
@@ -90,18 +91,27 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     } else {
         None
     };
+    // Without -t: pipes we copy from and to, never the caller's own descriptors.
+    let stdio = if master.is_none() { Some(relay::pipes(opts.interactive)?) } else { None };
+    let (pipes, ends) = match stdio {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, None),
+    };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     // SAFETY: single-threaded; the child only sets up stdio and execs.
     match unsafe { nix::unistd::fork() }.context("forking")? {
         ForkResult::Child => {
             drop(err_r);
-            let failure = child(&opts, master.as_ref().map(|(_, n)| n.as_str()), &mut env, &workdir, &c.security);
+            drop(pipes);
+            let pts = master.as_ref().map(|(_, n)| n.as_str());
+            let failure = child(pts, ends.as_ref(), &opts.command, &mut env, &workdir, &c.security);
             let code = failure.code;
             let _ = sync::send(&mut std::fs::File::from(err_w), &Message::Failed(failure));
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
             drop(err_w);
+            drop(ends);
             // EOF: the command was exec'd; a message: the child's failure, which it exits with.
             let report = sync::receive(&mut std::fs::File::from(err_r));
             if !matches!(report, Ok(None)) {
@@ -116,28 +126,40 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
             if let Some((m, _)) = &master {
                 tty::attach(m, opts.interactive)?;
             }
+            if let Some(pipes) = pipes {
+                // The pidfd ends the copy when the command exits, even if something it
+                // started in the background holds the pipes open.
+                let process = process::child_pidfd(child.as_raw());
+                relay::relay(pipes, process.as_ref())?;
+            }
             Ok(wait_child(child).unwrap_or(error::RUNTIME_ERROR))
         }
     }
 }
 
-/// The forked child: stdio (terminal or not), then exec.
+/// The forked child: a session of its own (no controlling terminal but its pty), stdio
+/// (the pty or the relay's pipes), then exec.
 fn child(
-    opts: &ExecOptions,
     pts: Option<&str>,
+    ends: Option<&ContainerEnds>,
+    command: &[String],
     env: &mut [String],
     workdir: &str,
     security: &crate::security::Security,
 ) -> Failure {
     let setup = || -> nix::Result<()> {
+        nix::unistd::setsid()?;
         if let Some(path) = pts {
-            nix::unistd::setsid()?;
             let slave = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
             crate::sys::terminal::take_as_stdio(slave)?;
-        } else if !opts.interactive {
-            let null =
-                nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-            nix::unistd::dup2(null, 0)?;
+        }
+        if let Some(ends) = ends {
+            if ends.stdin.is_none() {
+                let null =
+                    nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+                nix::unistd::dup2(null, 0)?;
+            }
+            relay::take_as_stdio(ends)?;
         }
         Ok(())
     };
@@ -148,5 +170,5 @@ fn child(
         Ok(home) => super::env::apply_home(env, home),
         Err(e) => return Failure::setup(e),
     }
-    execve::exec_command(&opts.command, env, workdir)
+    execve::exec_command(command, env, workdir)
 }

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::execve::{self, Never};
+use super::relay::ContainerEnds;
 use super::rootfs::{self, RootfsConfig};
 use super::sync::{self, Failure, Message};
 use crate::error::RUNTIME_ERROR;
@@ -26,12 +27,11 @@ pub struct InitConfig {
     /// The cgroups init moves itself into before anything else.
     pub cgroups: Vec<PathBuf>,
     pub security: Security,
-    /// `-i`: keep stdin attached (otherwise it is /dev/null).
-    pub interactive: bool,
     /// `-t`: the console socket init sends its pty master on.
     pub console: Option<OwnedFd>,
-    /// For detached runs: the log pipes that become stdout and stderr (stdin is /dev/null).
-    pub stdio: Option<(OwnedFd, OwnedFd)>,
+    /// Without `-t`: the pipes that become stdin (or /dev/null), stdout and stderr: the
+    /// log pipes of a detached run, the relay's of an attached one. Never the caller's.
+    pub stdio: Option<ContainerEnds>,
 }
 
 /// Init's body in the cloned child; `go` and `errors` are its ends of the sync pipes.
@@ -50,17 +50,11 @@ pub fn main(cfg: &mut InitConfig, go: RawFd, errors: RawFd) -> i32 {
 
 fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure> {
     crate::timing::mark("init: start");
+    // A session of its own, so no controlling terminal: the caller's terminal can never
+    // be reached through /dev/tty (TIOCSTI would type into the caller's shell).
+    nix::unistd::setsid().map_err(Failure::context("setsid"))?;
     crate::cgroups::join_self(&cfg.cgroups).map_err(Failure::setup)?;
     crate::timing::mark("init: joined");
-    if let Some((out, err)) = cfg.stdio.take() {
-        nix::unistd::dup2(out.as_raw_fd(), 1).map_err(Failure::context("dup2 stdout"))?;
-        nix::unistd::dup2(err.as_raw_fd(), 2).map_err(Failure::context("dup2 stderr"))?;
-    }
-    if !cfg.interactive {
-        // Without -i, stdin is not attached (as Docker).
-        let null = std::fs::File::open("/dev/null").map_err(Failure::context("opening /dev/null"))?;
-        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Failure::context("dup2 stdin"))?;
-    }
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;
     crate::timing::mark("init: rootfs");
     if let Some(console) = cfg.console.take() {
@@ -87,6 +81,15 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     super::env::apply_home(&mut cfg.env, home);
     crate::timing::mark("init: secured");
     crate::explain::close_output();
+    // Last, so that our own --explain lines above went to the caller's stderr.
+    if let Some(ends) = cfg.stdio.take() {
+        if ends.stdin.is_none() {
+            // Without -i, stdin is not attached (as Docker): the container's /dev/null.
+            let null = std::fs::File::open("/dev/null").map_err(Failure::context("opening /dev/null"))?;
+            nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Failure::context("dup2 stdin"))?;
+        }
+        super::relay::take_as_stdio(&ends).map_err(Failure::context("taking the stdio pipes"))?;
+    }
 
     Err(execve::exec_command(&cfg.argv, &cfg.env, &cfg.workdir))
 }

@@ -14,6 +14,7 @@ pub mod mounts;
 mod naming;
 mod options;
 mod record;
+mod relay;
 mod rootfs;
 mod run;
 mod spawn;

@@ -15,8 +15,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
@@ -24,6 +22,7 @@ use super::foreground::exit_code_of;
 use super::init::InitConfig;
 use super::lifecycle::finish;
 use super::logfile::LogWriter;
+use super::relay::{self, Sink, Stream, Watch};
 use super::spawn::{self, SyncPipes};
 use super::sync::{self, Failure, Message};
 use crate::state::Store;
@@ -47,11 +46,11 @@ pub fn run(
             let master = super::tty::receive_master(&console)?;
             return Ok((pid, vec![master], log));
         }
-        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        cfg.stdio = Some((out_w, err_w));
+        // Log pipes for stdout and stderr; stdin is /dev/null.
+        let (ours, theirs) = relay::pipes(false)?;
+        cfg.stdio = Some(theirs);
         let pid = spawn::spawn(cfg, &pipes)?;
-        Ok((pid, vec![out_r, err_r], log))
+        Ok((pid, vec![ours.stdout, ours.stderr], log))
     })();
     // Only `run` and init may hold the go and error pipes, or EOF never comes.
     drop(pipes);
@@ -146,36 +145,7 @@ fn detach_stdio() {
 
 /// Copies both streams into the log until the container and all its processes closed them.
 fn pump(fds: Vec<OwnedFd>, mut log: LogWriter) {
-    let mut open = vec![true; fds.len()];
-    let mut buf = vec![0u8; 16 * 1024];
-    while open.iter().any(|o| *o) {
-        let mut pollfds: Vec<PollFd> = Vec::new();
-        let mut which = Vec::new();
-        for (i, fd) in fds.iter().enumerate() {
-            if open[i] {
-                pollfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(i);
-            }
-        }
-        match poll(&mut pollfds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        let ready: Vec<usize> = pollfds
-            .iter()
-            .zip(&which)
-            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, &i)| i)
-            .collect();
-        for i in ready {
-            match nix::unistd::read(fds[i].as_raw_fd(), &mut buf) {
-                Ok(0) | Err(_) => {
-                    open[i] = false;
-                    log.finish(i);
-                }
-                Ok(n) => log.write(i, &buf[..n]),
-            }
-        }
-    }
+    let mut streams: Vec<Stream> =
+        fds.iter().enumerate().map(|(i, fd)| Stream::new(fd.as_fd(), Sink::Log(i), true)).collect();
+    let _ = relay::copy(&mut streams, &[], Some(&mut log), |_| Watch::Continue);
 }

@@ -1,4 +1,4 @@
-//! `-v HOST:CONTAINER[:ro]` bind mounts and `--tmpfs PATH`, as Docker has them.
+//! `-v HOST:CONTAINER[:ro]` bind mounts and `--tmpfs PATH[:OPTIONS]`, as Docker has them.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix::mount::{mount, MsFlags};
 
-use crate::types::Mount;
+use crate::types::{Mount, TmpfsOptions};
 use crate::{error, explain};
 
 /// Checks the flags before anything is created: absolute paths, existing sources.
@@ -40,11 +40,60 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
         out.push(Mount::Bind { source: PathBuf::from(source), target: target.to_string(), read_only });
     }
     for t in tmpfs {
-        let target = t.split(':').next().unwrap_or(t);
+        let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         check_target(target, t)?;
-        out.push(Mount::Tmpfs { target: target.to_string() });
+        let options = parse_tmpfs_options(opts).map_err(|e| error::user(format!("invalid tmpfs {t:?}: {e}")))?;
+        out.push(Mount::Tmpfs { target: target.to_string(), options });
     }
     Ok(out)
+}
+
+/// Docker's `--tmpfs` options: `size=`, `mode=`, `exec`/`noexec`, `suid`/`nosuid`,
+/// `dev`/`nodev`, `ro`/`rw`; the last of two that disagree wins, as with mount(8).
+fn parse_tmpfs_options(spec: &str) -> std::result::Result<TmpfsOptions, String> {
+    let mut o = TmpfsOptions::default();
+    for opt in spec.split(',').filter(|s| !s.is_empty()) {
+        match opt.split_once('=') {
+            None => match opt {
+                "ro" => o.read_only = true,
+                "rw" => o.read_only = false,
+                "exec" => o.exec = true,
+                "noexec" => o.exec = false,
+                "suid" => o.suid = true,
+                "nosuid" => o.suid = false,
+                "dev" => o.dev = true,
+                "nodev" => o.dev = false,
+                _ => return Err(format!("unknown option {opt:?}")),
+            },
+            Some(("size", v)) => o.size = Some(parse_size(v).ok_or_else(|| format!("invalid size {v:?}"))?),
+            Some(("mode", v)) => {
+                o.mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| format!("invalid mode {v:?} (octal, e.g. 1777)"))?,
+                )
+            }
+            Some(_) => return Err(format!("unknown option {opt:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// `64m`, `1g`, `512k`, `4096` (bytes); a trailing `b` is allowed (`64mb`).
+fn parse_size(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let s = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, 'k') => (&s[..i], 1u64 << 10),
+        (i, 'm') => (&s[..i], 1 << 20),
+        (i, 'g') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit).filter(|n| *n > 0)
 }
 
 fn check_target(target: &str, spec: &str) -> Result<()> {
@@ -135,11 +184,25 @@ pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
                     crate::security::masked_paths::remount_read_only(dest)?;
                 }
             }
-            (Mount::Tmpfs { target }, _) => {
+            (Mount::Tmpfs { target, options }, _) => {
                 let dest = Path::new(target);
                 std::fs::create_dir_all(dest).with_context(|| format!("creating {target} in the container"))?;
-                explain::step(&format!("mount -t tmpfs tmpfs {target}"), "a scratch directory in memory");
-                mount(Some("tmpfs"), dest, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+                explain::step(
+                    &format!("mount -t tmpfs -o {} tmpfs {target}", options.mount_options()),
+                    "a scratch directory in memory",
+                );
+                let mut flags = MsFlags::empty();
+                for (on, flag) in [
+                    (options.read_only, MsFlags::MS_RDONLY),
+                    (!options.exec, MsFlags::MS_NOEXEC),
+                    (!options.suid, MsFlags::MS_NOSUID),
+                    (!options.dev, MsFlags::MS_NODEV),
+                ] {
+                    if on {
+                        flags |= flag;
+                    }
+                }
+                mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some(options.data().as_str()))
                     .with_context(|| format!("mounting tmpfs on {target}"))?;
             }
             (Mount::Bind { target, .. }, None) => anyhow::bail!("no source opened for {target}"),
@@ -166,7 +229,7 @@ mod tests {
     fn bind(m: &Mount) -> (&Path, &str, bool) {
         match m {
             Mount::Bind { source, target, read_only } => (source.as_path(), target.as_str(), *read_only),
-            Mount::Tmpfs { target } => panic!("tmpfs {target}, not a bind"),
+            Mount::Tmpfs { target, .. } => panic!("tmpfs {target}, not a bind"),
         }
     }
 
@@ -195,7 +258,7 @@ mod tests {
         let targets: Vec<&str> = mounts
             .iter()
             .map(|m| match m {
-                Mount::Tmpfs { target } => target.as_str(),
+                Mount::Tmpfs { target, .. } => target.as_str(),
                 Mount::Bind { .. } => panic!("a bind"),
             })
             .collect();
@@ -203,6 +266,46 @@ mod tests {
         // Volumes come first, then tmpfs, whatever the order on the command line.
         let mounts = parse(&[format!("{}:/v", existing())], &strings(&["/t"])).unwrap();
         assert!(matches!((&mounts[0], &mounts[1]), (Mount::Bind { .. }, Mount::Tmpfs { .. })));
+    }
+
+    fn tmpfs_options(spec: &str) -> TmpfsOptions {
+        match parse(&[], &strings(&[spec])).unwrap().remove(0) {
+            Mount::Tmpfs { options, .. } => options,
+            Mount::Bind { .. } => panic!("a bind"),
+        }
+    }
+
+    #[test]
+    fn tmpfs_defaults_are_dockers_and_options_override_them() {
+        let d = tmpfs_options("/run");
+        assert_eq!(d, TmpfsOptions::default());
+        assert_eq!(d.mount_options(), "rw,noexec,nosuid,nodev,mode=1777");
+        let o = tmpfs_options("/run:rw,size=64m,exec,mode=1777");
+        assert!(o.exec && !o.suid && !o.dev && !o.read_only);
+        assert_eq!(o.size, Some(64 << 20));
+        assert_eq!(o.mount_options(), "rw,exec,nosuid,nodev,size=67108864,mode=1777");
+        let o = tmpfs_options("/x:ro,suid,dev,size=512k,mode=700,noexec");
+        assert_eq!(o.mount_options(), "ro,noexec,suid,dev,size=524288,mode=700");
+        assert_eq!(tmpfs_options("/x:size=1g").size, Some(1 << 30));
+        assert_eq!(tmpfs_options("/x:size=4096").size, Some(4096));
+        assert_eq!(tmpfs_options("/x:size=2MB").size, Some(2 << 20));
+        assert!(!tmpfs_options("/x:exec,noexec").exec);
+    }
+
+    #[test]
+    fn bad_tmpfs_options_are_refused() {
+        for (spec, why) in [
+            ("/x:bogus", "unknown option \"bogus\""),
+            ("/x:uid=0", "unknown option \"uid=0\""),
+            ("/x:size=", "invalid size \"\""),
+            ("/x:size=12q", "invalid size \"12q\""),
+            ("/x:size=-1", "invalid size \"-1\""),
+            ("/x:size=0", "invalid size \"0\""),
+            ("/x:mode=999", "invalid mode \"999\" (octal, e.g. 1777)"),
+            ("/x:mode=17777", "invalid mode \"17777\" (octal, e.g. 1777)"),
+        ] {
+            assert_eq!(err(&[], &[spec]), format!("invalid tmpfs {spec:?}: {why}"), "{spec}");
+        }
     }
 
     #[test]

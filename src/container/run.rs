@@ -17,7 +17,7 @@ use super::options::RunOptions;
 use super::rootfs::RootfsConfig;
 use super::spawn::{self, SyncPipes};
 use super::sync::{self, Message};
-use super::{env, image_defaults, monitor, naming, record, tty};
+use super::{env, image_defaults, monitor, naming, record, relay, tty};
 use crate::error;
 use crate::network;
 use crate::state::{Container, Status, Store};
@@ -88,7 +88,7 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
             crate::timing::mark("run: cgroups");
             start(store, &c, &image, &opts)
         });
-    let (pid, monitor, mut starter, console) = match started {
+    let (pid, monitor, mut starter, io) = match started {
         Ok(v) => v,
         Err(e) => {
             abandon(store, &id, &c.name);
@@ -150,7 +150,11 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
         return Err(e);
     }
     // The container's terminal arrives once its /dev is ready (or not at all if init failed).
-    let master = console.map(|sock| tty::receive_master(&sock));
+    let (master, pipes) = match io {
+        Attach::Tty(sock) => (Some(tty::receive_master(&sock)), None),
+        Attach::Pipes(p) => (None, Some(p)),
+        Attach::Nothing => (None, None),
+    };
     // If init failed while preparing the root (and is gone), the go byte meets a closed
     // pipe: its own message, read next, says what went wrong.
     let released = starter.release();
@@ -178,12 +182,28 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     if let Some(master) = master {
         tty::attach(&master?, opts.interactive)?;
     }
+    if let Some(pipes) = pipes {
+        // The pidfd ends the copy when init is gone (and with it every process of its
+        // pid namespace), even if a descriptor passed elsewhere holds a pipe open.
+        let process = process::child_pidfd(pid.as_raw());
+        relay::relay(pipes, process.as_ref())?;
+    }
     crate::timing::mark("run: released");
     let code = wait_child(pid);
     crate::timing::mark("run: exited");
     finish(store, &id, code)?;
     crate::timing::mark("run: finished");
     Ok(Outcome::Exited(code.unwrap_or(error::RUNTIME_ERROR)))
+}
+
+/// How an attached `run` reaches the container's stdio.
+enum Attach {
+    /// `-t`: the socket the pty master arrives on.
+    Tty(OwnedFd),
+    /// Our ends of the stdio pipes.
+    Pipes(relay::Pipes),
+    /// `-d`: the monitor has them.
+    Nothing,
 }
 
 /// Step 3: init's configuration and the clone (still single-threaded here). Returns the
@@ -193,7 +213,7 @@ fn start(
     c: &Container,
     image: &crate::image::Image,
     opts: &RunOptions,
-) -> Result<(Pid, Pid, spawn::Starter, Option<OwnedFd>)> {
+) -> Result<(Pid, Pid, spawn::Starter, Attach)> {
     let id = &c.id;
     let dir = store.container_dir(id);
     for sub in ["upper", "work"] {
@@ -220,7 +240,6 @@ fn start(
         network_mode: c.network_mode,
         cgroups: c.cgroups.clone(),
         security: c.security.clone(),
-        interactive: opts.interactive && !opts.detach,
         console: None,
         stdio: None,
     };
@@ -235,11 +254,20 @@ fn start(
     crate::timing::mark("start: config");
     if opts.detach {
         let (pid, monitor, starter) = fork_monitor(store, id, cfg, pipes, console)?;
-        Ok((pid, monitor, starter, None))
-    } else {
-        let pid = spawn::spawn(cfg, &pipes)?;
-        Ok((pid, Pid::this(), pipes.into_starter(), console))
+        return Ok((pid, monitor, starter, Attach::Nothing));
     }
+    let attach = match console {
+        Some(sock) => Attach::Tty(sock),
+        None => {
+            // Never the caller's own descriptors: pipes we copy from and to.
+            let (ours, theirs) = relay::pipes(opts.interactive)?;
+            cfg.stdio = Some(theirs);
+            Attach::Pipes(ours)
+        }
+    };
+    // The container's ends go with cfg: closed here once the clone has its copies.
+    let pid = spawn::spawn(cfg, &pipes)?;
+    Ok((pid, Pid::this(), pipes.into_starter(), attach))
 }
 
 /// A `run` that failed before its container ran: undo what it made; the record goes

@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{anyhow, Context, Result};
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
 use nix::sys::termios::{self, SetArg, Termios};
+
+use super::relay::{self, Sink, Stream, Watch};
 
 /// A socket pair to pass a pty master from the container to the host side.
 pub fn console_socket() -> Result<(OwnedFd, OwnedFd)> {
@@ -32,7 +33,8 @@ pub fn become_tty(console: RawFd) -> nix::Result<()> {
     grantpt(&master)?;
     unlockpt(&master)?;
     let slave_path = ptsname_r(&master)?;
-    nix::unistd::setsid()?;
+    // Init is already the leader of a session of its own: the slave becomes its
+    // controlling terminal.
     let slave = nix::fcntl::open(slave_path.as_str(), OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
     crate::sys::terminal::take_as_stdio(slave)?;
     if slave > 2 {
@@ -115,49 +117,17 @@ pub fn attach(master: &OwnedFd, forward_stdin: bool) -> Result<()> {
     copy_window_size(master.as_fd());
 
     let stdin = std::io::stdin();
-    let mut stdin_open = forward_stdin;
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let mut fds =
-            vec![PollFd::new(master.as_fd(), PollFlags::POLLIN), PollFd::new(winch_r.as_fd(), PollFlags::POLLIN)];
-        if stdin_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("waiting on the terminal"),
-        }
-        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        let (m, w, s) = (ready(0), ready(1), ready(2));
-        if w {
-            let mut b = [0u8; 64];
-            let _ = nix::unistd::read(winch_r.as_raw_fd(), &mut b);
-            copy_window_size(master.as_fd());
-        }
-        if s {
-            match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
-                Ok(n) => write_all(master.as_fd(), &buf[..n]),
-            }
-        }
-        if m {
-            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(_) => break, // EIO: every slave closed, the container is gone
-                Ok(n) => write_all(std::io::stdout().as_fd(), &buf[..n]),
-            }
-        }
+    let stdout = std::io::stdout();
+    let mut streams = vec![Stream::new(master.as_fd(), Sink::Borrowed(stdout.as_fd()), true)];
+    if forward_stdin {
+        streams.push(Stream::new(stdin.as_fd(), Sink::Borrowed(master.as_fd()), false));
     }
+    let copied = relay::copy(&mut streams, &[winch_r.as_fd()], None, |_| {
+        let mut b = [0u8; 64];
+        let _ = nix::unistd::read(winch_r.as_raw_fd(), &mut b);
+        copy_window_size(master.as_fd());
+        Watch::Continue
+    });
     WINCH_PIPE.store(-1, Ordering::Relaxed);
-    Ok(())
-}
-
-fn write_all(fd: BorrowedFd, mut data: &[u8]) {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-        }
-    }
+    copied
 }

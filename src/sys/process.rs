@@ -44,15 +44,21 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 
 /// A pidfd for `pid`, only if it is still the process that started at `start`.
 pub fn pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
+    let fd = child_pidfd(pid)?;
+    // Checked after opening: the pidfd now pins the identity we verified.
+    same_process(pid, start).then_some(fd)
+}
+
+/// A pidfd for our own child, not yet reaped (so `pid` cannot have been reused). Needs
+/// no /proc: `exec` calls it after entering the container's mount namespace.
+pub fn child_pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
         return None;
     }
     // SAFETY: the kernel just gave us this fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // Checked after opening: the pidfd now pins the identity we verified.
-    same_process(pid, start).then_some(fd)
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Sends `signal` through a pidfd (never hits a recycled pid).

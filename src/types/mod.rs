@@ -6,6 +6,6 @@ mod mount;
 mod network_mode;
 mod ports;
 
-pub use mount::Mount;
+pub use mount::{Mount, TmpfsOptions};
 pub use network_mode::NetworkMode;
 pub use ports::{parse_all as parse_ports, PortMapping, PortSpec, Proto};
