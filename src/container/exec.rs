@@ -125,15 +125,15 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
 
 /// Keeps the container from reaching the host's dockling binary through the child we fork
 /// into it (its `/proc/PID/exe`, the CVE-2019-5736 class): the first pass re-executes this
-/// command from a sealed memfd copy (see [`sealed_exe`]); the sealed pass makes itself
+/// command from a read-only view of the binary (see [`sealed_exe`]); the second makes itself
 /// non-dumpable, which the child inherits until its `execve`. `run`'s init is only made
 /// non-dumpable: see [`super::init::main`] for why that is enough there.
 fn protect_host_binary() -> Result<()> {
-    if !sealed_exe::running_sealed() {
+    if !sealed_exe::running_sealed()? {
         explain::approx(
-            "cp /proc/self/exe /dev/shm/dockling && chattr +i /dev/shm/dockling && exec /dev/shm/dockling exec ...",
-            "re-run from a sealed in-memory copy of dockling (memfd_create, F_SEAL_WRITE), so the container cannot \
-             rewrite the host's binary",
+            "mount --bind -o ro /proc/self/exe /run/dockling.ro && exec /run/dockling.ro exec ...",
+            "re-run from a read-only, detached view of dockling (open_tree, mount_setattr; or a sealed memfd copy), \
+             so the container cannot rewrite the host's binary",
         );
         match sealed_exe::reexec_sealed()? {}
     }
