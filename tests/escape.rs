@@ -153,8 +153,10 @@ fn exec_does_not_expose_the_host_binary_through_proc_exe() {
     sim.image("python");
     // `exec` runs from a scratch copy of dockling, so that a successful attack rewrites the
     // copy (and the test sees it) instead of the binary the other tests use.
+    // DOCKLING_ESCAPE_EXEC_BIN copies another build instead (to see an older one fail).
+    let exec_bin = std::env::var("DOCKLING_ESCAPE_EXEC_BIN").unwrap_or_else(|_| bin().to_string());
     let copy = sim.tmp.join("dockling-copy");
-    std::fs::copy(bin(), &copy).unwrap();
+    std::fs::copy(&exec_bin, &copy).unwrap();
     let copy_id = file_id(&copy);
     let copy_hash = sha256(&copy);
     let real_id = file_id(Path::new(bin()));
