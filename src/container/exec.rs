@@ -14,7 +14,7 @@ use super::relay::{self, ContainerEnds};
 use super::sync::{self, Failure, Message};
 use super::{execve, tty};
 use crate::state::Store;
-use crate::sys::process;
+use crate::sys::{process, sealed_exe};
 use crate::{error, explain};
 
 pub struct ExecOptions {
@@ -34,6 +34,8 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(error::user("exec needs a command to run"));
     }
+    // Before anything of ours enters the container: run from a sealed copy, non-dumpable.
+    protect_host_binary()?;
     let _pin = process::pidfd(pid, start)
         .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
     let mut env = super::env::merge(c.env.clone(), super::env::parse_args(&opts.env)?);
@@ -135,6 +137,27 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
             Ok(wait_child(child).unwrap_or(error::RUNTIME_ERROR))
         }
     }
+}
+
+/// Keeps the container from reaching the host's dockling binary through the child we fork
+/// into it (its `/proc/PID/exe`, the CVE-2019-5736 class): the first pass re-executes this
+/// command from a read-only view of the binary (see [`sealed_exe`]); the second makes itself
+/// non-dumpable, which the child inherits until its `execve`. `run`'s init is only made
+/// non-dumpable: see [`super::init::main`] for why that is enough there.
+fn protect_host_binary() -> Result<()> {
+    if !sealed_exe::running_sealed()? {
+        explain::approx(
+            "mount --bind -o ro /proc/self/exe /run/dockling.ro && exec /run/dockling.ro exec ...",
+            "re-run from a read-only, detached view of dockling (open_tree, mount_setattr; or a sealed memfd copy), \
+             so the container cannot rewrite the host's binary",
+        );
+        match sealed_exe::reexec_sealed()? {}
+    }
+    explain::approx(
+        "prctl --dumpable=0",
+        "no process of the container may open this one's /proc files (exe, mem, fd) before it execs",
+    );
+    sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")
 }
 
 /// The forked child: a session of its own (no controlling terminal but its pty), stdio

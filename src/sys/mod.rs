@@ -1,8 +1,9 @@
 //! System-call helpers shared across dockling: one home for each small piece of kernel
-//! plumbing (process identity, descriptors, locks, terminals, threads).
+//! plumbing (process identity, descriptors, locks, terminals, threads, the sealed binary).
 
 pub mod fd;
 pub mod lock;
 pub mod process;
+pub mod sealed_exe;
 pub mod terminal;
 pub mod threads;
