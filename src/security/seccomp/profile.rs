@@ -7,6 +7,7 @@
 //! we do not use (`archMap`, `flags`, `listenerPath`, ...) are ignored, so the profiles
 //! containerd and Docker send parse too.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,20 +20,22 @@ const DEFAULT: &str = include_str!("default.json");
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Profile {
+pub struct Profile<'a> {
     pub default_action: String,
     #[serde(default)]
     pub default_errno_ret: Option<u32>,
     #[serde(default)]
     pub architectures: Vec<String>,
-    #[serde(default)]
-    pub syscalls: Vec<SyscallRule>,
+    #[serde(default, borrow)]
+    pub syscalls: Vec<SyscallRule<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SyscallRule {
-    pub names: Vec<String>,
+pub struct SyscallRule<'a> {
+    /// Borrowed from the profile's text: the default profile is parsed at every start.
+    #[serde(borrow)]
+    pub names: Vec<Cow<'a, str>>,
     pub action: String,
     #[serde(default)]
     pub errno_ret: Option<u32>,
@@ -117,7 +120,7 @@ pub const ARCH: &str = "amd64";
 pub const ARCH: &str = "arm64";
 
 /// Our default profile, parsed.
-pub fn default_profile() -> Result<Profile> {
+pub fn default_profile() -> Result<Profile<'static>> {
     serde_json::from_str(DEFAULT).context("parsing the built-in seccomp profile")
 }
 
@@ -178,7 +181,7 @@ impl Filter {
     }
 }
 
-impl Profile {
+impl Profile<'_> {
     /// The rules that apply to `target`, by syscall number. Names this architecture does
     /// not have are skipped (as libseccomp does); entries whose `includes` the target does
     /// not meet, or whose `excludes` it hits, are left out.
@@ -188,7 +191,10 @@ impl Profile {
         }
         let default_errno = self.default_errno_ret.unwrap_or(libc::EPERM as u32);
         let default = action(&self.default_action, self.default_errno_ret, default_errno)?;
-        let mut syscalls: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
+        // (number, rule) in profile order, then grouped by number: cheaper than inserting
+        // each name into a map.
+        let mut chosen: Vec<Rule> = Vec::new();
+        let mut by_nr: Vec<(u32, usize)> = Vec::with_capacity(512);
         for entry in &self.syscalls {
             if let Some(inc) = &entry.includes {
                 if !inc.holds(target)? {
@@ -198,15 +204,18 @@ impl Profile {
             if entry.excludes.as_ref().is_some_and(|e| e.hits(target)) {
                 continue;
             }
-            let rule = Rule {
+            chosen.push(Rule {
                 conds: entry.args.iter().flatten().map(cmp).collect::<Result<_>>()?,
                 action: action(&entry.action, entry.errno_ret, default_errno)?,
-            };
-            for name in &entry.names {
-                if let Some(nr) = syscalls::number(name) {
-                    syscalls.entry(nr).or_default().push(rule.clone());
-                }
-            }
+            });
+            let at = chosen.len() - 1;
+            by_nr.extend(entry.names.iter().filter_map(|name| Some((syscalls::number(name)?, at))));
+        }
+        by_nr.sort_unstable();
+        by_nr.dedup();
+        let mut syscalls: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
+        for group in by_nr.chunk_by(|a, b| a.0 == b.0) {
+            syscalls.insert(group[0].0, group.iter().map(|&(_, at)| chosen[at].clone()).collect());
         }
         // A rule after an unconditional one never decides anything: drop it.
         for rules in syscalls.values_mut() {
