@@ -1,5 +1,5 @@
 //! The protections a container gets on top of its namespaces, with Docker's defaults:
-//! capabilities ([`capabilities`]), no_new_privs, a seccomp deny-list ([`seccomp`]),
+//! capabilities ([`capabilities`]), no_new_privs, a seccomp allowlist ([`seccomp`]),
 //! masked and read-only kernel paths ([`paths`]), and the user it runs as ([`user`]).
 //!
 //! Applied in the container's init (and in every `exec`) right before `execve`.
@@ -67,7 +67,7 @@ impl Security {
         }
         // The filter goes in while we still hold CAP_SYS_ADMIN (so no_new_privs is optional).
         if self.seccomp {
-            seccomp::install()?;
+            seccomp::install(&self.capabilities)?;
         }
         capabilities::drop_bounding(&self.capabilities)?;
         let home = match &self.user {

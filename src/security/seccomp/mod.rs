@@ -1,0 +1,72 @@
+//! The default seccomp filter: an allowlist in the spirit of Docker's default profile.
+//!
+//! The profile is data ([`profile`], `default.json`, in the OCI runtime-spec form with
+//! Docker's `includes`/`excludes` by capability), compiled to classic BPF ([`bpf`]) for
+//! the container's capabilities at every start. Choices, where Docker leaves room:
+//! - A syscall the profile does not name fails with EPERM (`defaultErrnoRet` 1), also
+//!   syscalls newer than the profile (Docker answers ENOSYS for those); clone3 answers
+//!   ENOSYS without CAP_SYS_ADMIN, so libc falls back to clone, whose flags a filter can
+//!   see.
+//! - The mount family (mount, umount2, mount_setattr, move_mount, open_tree, fsopen, ...)
+//!   stays denied even with CAP_SYS_ADMIN, unlike Docker (which counts on AppArmor):
+//!   masked and read-only kernel paths must hold under `--cap-add SYS_ADMIN`. The rest of
+//!   Docker's CAP_SYS_ADMIN entries (sethostname, setns, unshare, clone with namespace
+//!   flags, clone3, bpf, ...) follow it.
+//! - Comparisons of 32-bit arguments (ioctl's request, socket's family) mask the low 32
+//!   bits, so junk in a register's upper half does not slip past a deny rule.
+
+mod bpf;
+pub mod profile;
+mod syscalls;
+
+use anyhow::{Context, Result};
+
+use crate::explain;
+
+/// The compiled default filter for a container holding `caps`.
+fn program(caps: &[String]) -> Result<Vec<libc::sock_filter>> {
+    let target = profile::Target { caps, arch: profile::ARCH, kernel: kernel_version() };
+    bpf::compile(&profile::default_profile()?.select(&target)?)
+}
+
+/// The running kernel's (major, minor); (0, 0) if unknown (then no `minKernel` entry
+/// applies).
+fn kernel_version() -> (u32, u32) {
+    // SAFETY: uname fills the zeroed struct we own.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to our struct.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return (0, 0);
+    }
+    // SAFETY: the kernel NUL-terminates release.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    release.to_str().ok().and_then(profile::parse_kernel).unwrap_or((0, 0))
+}
+
+/// Installs the filter on this thread (inherited by the exec'd command); `caps` are the
+/// capabilities the container keeps, which some entries depend on.
+pub fn install(caps: &[String]) -> Result<()> {
+    explain::approx(
+        "(seccomp) allow only Docker's default list of system calls: EPERM for mount, io_uring, bpf, keyctl, unshare, user namespaces, TIOCSTI, ...",
+        "the kernel refuses system calls a container does not need, as Docker's default profile",
+    );
+    load(&program(caps)?)
+}
+
+/// Loads a filter with the seccomp syscall itself, without setting no_new_privs:
+/// `--security-opt no-new-privileges=false` must be able to lift it (we still hold
+/// CAP_SYS_ADMIN here, so the kernel does not require it).
+fn load(program: &[libc::sock_filter]) -> Result<()> {
+    let len = u16::try_from(program.len()).context("seccomp filter too long")?;
+    let prog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: `prog` points at a valid, live BPF program for the duration of the call.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("installing the seccomp filter");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
