@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root: sudo bash $0" >&2; exit 1; }
-bash scripts/apt-ensure.sh iptables busybox-static iproute2 procps util-linux \
+bash scripts/apt-ensure.sh iptables nftables busybox-static iproute2 procps util-linux \
     python3 curl tmux psmisc
 command -v cargo >/dev/null || PATH="$HOME/.cargo/bin:$PATH"   # sudo drops it
 

@@ -11,7 +11,7 @@ fn network_lines(transcript: &str) -> Vec<String> {
     transcript
         .lines()
         .map(|l| l.split("  # ").next().unwrap_or("").trim().to_string())
-        .filter(|l| l.starts_with("ip ") || l.starts_with("iptables ") || l.starts_with("sysctl "))
+        .filter(|l| ["ip ", "iptables ", "sysctl ", "nft "].iter().any(|p| l.starts_with(p)))
         .collect()
 }
 
@@ -41,6 +41,8 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
         "ip link add dockling0 type bridge",
         "type veth peer name eth0 netns web",
         "iptables -t nat -A DOCKLING-DNAT",
+        "nft 'add table bridge dockling; ",
+        "nft 'add chain bridge dockling port-",
         "sysctl -w net.ipv4.ip_forward=1",
         "mount -t overlay",
         "(nearest equivalent)",

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ "$(id -u)" -eq 0 ] || { echo "tests/run.sh: run as root (sudo bash tests/run.sh)" >&2; exit 1; }
 
 # Host tools the runtime and the tests use.
-bash scripts/apt-ensure.sh iptables busybox-static iproute2 procps util-linux \
+bash scripts/apt-ensure.sh iptables nftables busybox-static iproute2 procps util-linux \
     python3 curl tmux psmisc docker-registry skopeo openssl
 
 # iptables: keep the default (nft) backend if it works in a fresh network

@@ -5,6 +5,7 @@
 //! Every host change is recorded in the container's record *before* it is made, so
 //! [`teardown`] can undo a half-finished `run` after a crash.
 
+mod antispoof;
 mod bridge;
 pub mod firewall;
 mod ipam;
@@ -120,6 +121,7 @@ pub fn plan(c: &mut Container) {
     }
     c.network.bridge = Some(bridge::BRIDGE.to_string());
     c.network.host_veth = Some(veth::host_name(&c.id));
+    c.network.port_filter = Some(antispoof::plan(&c.id, &veth::host_name(&c.id)));
     c.network.netns_name = Some(c.name.clone());
     if let Some(ip) = c.network.ip {
         let fw = Iptables::new();
@@ -164,6 +166,7 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
             }
             bridge::sysctls()?;
             Iptables::new().setup_network(subnet, bridge::BRIDGE)?;
+            antispoof::setup_shared()?;
             ipam.state.shared_ready = true;
             ipam.save()?;
         }
@@ -177,6 +180,12 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
             let fw = Iptables::new();
             rules.iter().try_for_each(|rule| fw.add(rule))
         })
+    });
+    // The port filter goes in on a thread of its own too (one nft run, ~10 ms); the
+    // container waits until attach returns, so it never sends before the filter exists.
+    let filter = c.network.port_filter.clone().map(|f| {
+        let mac = veth::mac_string(mac);
+        std::thread::spawn(move || antispoof::add(&f, ip, &mac))
     });
     let wired = (|| -> Result<()> {
         netns::add(&name, pid)?;
@@ -194,7 +203,11 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
         Some(t) => t.join().map_err(|_| anyhow::anyhow!("the iptables thread panicked"))?,
         None => Ok(()),
     };
-    wired.and(published)
+    let filtered = match filter {
+        Some(t) => t.join().map_err(|_| anyhow::anyhow!("the nft thread panicked"))?,
+        None => Ok(()),
+    };
+    wired.and(published).and(filtered)
 }
 
 /// Undoes every per-container change: port rules, host veth, netns name, leases.
@@ -217,6 +230,8 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
             Ok(())
         })
     });
+    let unfilter =
+        c.network.port_filter.take().map(|f| std::thread::spawn(move || antispoof::remove(&f).map_err(|e| (f, e))));
     let unplugged = (|| -> Result<()> {
         if let Some(host) = c.network.host_veth.clone() {
             // With its processes gone and its name removed, the netns is destroyed by the
@@ -251,6 +266,16 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         }
     }
     crate::timing::mark("teardown: rules");
+    if let Some(t) = unfilter {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err((f, e))) => {
+                c.network.port_filter = Some(f); // still to remove, next time
+                return Err(e);
+            }
+            Err(_) => anyhow::bail!("the nft thread panicked"),
+        }
+    }
     unplugged?;
     if c.network_mode == NetworkMode::Bridge {
         let mut ipam = Ipam::lock(store)?;
@@ -293,6 +318,7 @@ pub fn prune(store: &Store) -> Result<PruneOutcome> {
     }
     let subnet = Subnet::parse(ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET))?;
     Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
+    antispoof::teardown_shared()?;
     let had_bridge = netlink::with_handle(|h| async move {
         let found = netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some();
         if found {

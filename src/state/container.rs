@@ -29,6 +29,17 @@ pub struct NetworkRecord {
     pub netns_name: Option<String>,
     /// iptables rules as (table, chain, rule spec).
     pub rules: Vec<(String, String, String)>,
+    /// The anti-spoofing filter on the container's bridge port (nftables, bridge family).
+    #[serde(default)]
+    pub port_filter: Option<PortFilter>,
+}
+
+/// A container's bridge port filter: frames from `veth` go through the nft chain `chain`.
+/// Kept apart from `host_veth` because the filter may outlive the veth (a failed teardown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFilter {
+    pub veth: String,
+    pub chain: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

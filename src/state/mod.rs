@@ -11,7 +11,7 @@ mod container;
 pub mod name_index;
 mod trash;
 
-pub use container::{Container, Liveness, NetworkRecord, Status};
+pub use container::{Container, Liveness, NetworkRecord, PortFilter, Status};
 
 use std::fs;
 use std::path::{Path, PathBuf};

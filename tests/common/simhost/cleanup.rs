@@ -47,7 +47,7 @@ impl SimHost {
 
     /// End of test: remove every container and prune the network, and ASSERT
     /// that dockling left nothing behind in the sim host (no containers, veths,
-    /// bridge, netns names, DOCKLING rules or rules for the subnet, mounts under
+    /// bridge, netns names, DOCKLING rules or rules for the subnet, bridge-family nft rules, mounts under
     /// the root, processes, cgroups named after container ids).
     pub fn finish(self) {
         self.finished.store(true, Ordering::SeqCst);
@@ -77,6 +77,11 @@ impl SimHost {
             for l in rules.lines().filter(|l| !l.starts_with('#')) {
                 if l.contains("DOCKLING") || l.contains("10.131.") || l.contains(BRIDGE) {
                     why.push_str(&format!("iptables rule left: {l}\n"));
+                }
+            }
+            for l in self.bridge_rules().lines() {
+                if l.contains("dockling") || l.contains("veth") || l.contains("10.131.") {
+                    why.push_str(&format!("nft bridge rule left: {}\n", l.trim()));
                 }
             }
             for m in self.mounts_under_root() {

@@ -88,6 +88,14 @@ impl SimHost {
         o.stdout
     }
 
+    /// Bridge-family nftables rules in the sim host (dockling's port filters; ebtables-nft
+    /// rules show here too), without counters; empty when nft is not installed.
+    pub fn bridge_rules(&self) -> String {
+        let o = self.sh("if command -v nft >/dev/null; then nft -s list ruleset bridge; fi");
+        assert!(o.ok(), "nft list ruleset bridge failed:\n{o}");
+        o.stdout
+    }
+
     /// Names of all links in the sim host.
     pub fn links(&self) -> BTreeSet<String> {
         let o = self.sh("ip -o link show");

@@ -12,6 +12,8 @@ pub struct Snapshot {
     pub links: BTreeSet<String>,
     pub netns: BTreeSet<String>,
     pub rules: Vec<String>,
+    /// Bridge-family nftables rules (the port filters), line by line.
+    pub bridge_rules: Vec<String>,
     pub dirs: BTreeSet<String>,
 }
 
@@ -34,6 +36,9 @@ impl Snapshot {
         let ra: BTreeSet<String> = self.rules.iter().cloned().collect();
         let rb: BTreeSet<String> = after.rules.iter().cloned().collect();
         set_diff("iptables", &ra, &rb, &mut s);
+        let ba: BTreeSet<String> = self.bridge_rules.iter().cloned().collect();
+        let bb: BTreeSet<String> = after.bridge_rules.iter().cloned().collect();
+        set_diff("nft bridge", &ba, &bb, &mut s);
         if s.is_empty() && self.rules != after.rules {
             s.push_str("iptables: rule order changed\n");
         }
@@ -49,6 +54,7 @@ impl SimHost {
             links: self.links(),
             netns: self.netns_names(),
             rules: normalize_rules(&self.iptables_save()),
+            bridge_rules: self.bridge_rules().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
             dirs: list_dirs(&self.tmp),
         }
     }
