@@ -34,6 +34,10 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(error::user("exec needs a command to run"));
     }
+    // Nothing enters a container whose init is still dockling (before its exec).
+    if !sealed_exe::running_sealed()? {
+        wait_until_init_execs(pid, c.short_id())?;
+    }
     // Before anything of ours enters the container: run from a sealed copy, non-dumpable.
     protect_host_binary()?;
     let _pin = process::pidfd(pid, start)
@@ -132,10 +136,35 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
                 // The pidfd ends the copy when the command exits, even if something it
                 // started in the background holds the pipes open.
                 let process = process::child_pidfd(child.as_raw());
-                relay::relay(pipes, process.as_ref())?;
+                // A failed copy still waits for the command (no zombie, its code known).
+                let relayed = relay::relay(pipes, process.as_ref());
+                let code = wait_child(child).unwrap_or(error::RUNTIME_ERROR);
+                relayed?;
+                return Ok(code);
             }
             Ok(wait_child(child).unwrap_or(error::RUNTIME_ERROR))
         }
+    }
+}
+
+/// Until its `execve`, a container's init is dockling itself, with every capability and
+/// no seccomp filter: a process that `exec` put in the container then (the image's
+/// program) could reach it, with `--cap-add SYS_PTRACE` even through non-dumpable. So
+/// `exec` waits (bounded) until init's executable is no longer this binary.
+fn wait_until_init_execs(pid: i32, short_id: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self/exe").context("reading /proc/self/exe")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let theirs = std::fs::metadata(format!("/proc/{pid}/exe"))
+            .map_err(|_| error::exit(1, format!("container {short_id} is not running")))?;
+        if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(error::exit(1, format!("container {short_id} is still starting")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -170,24 +199,20 @@ fn child(
     workdir: &str,
     security: &crate::security::Security,
 ) -> Failure {
-    let setup = || -> nix::Result<()> {
-        nix::unistd::setsid()?;
+    let setup = || -> Result<(), (&str, nix::Error)> {
+        nix::unistd::setsid().map_err(|e| ("setsid", e))?;
         if let Some(path) = pts {
-            let slave = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-            crate::sys::terminal::take_as_stdio(slave)?;
+            let slave = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|e| ("opening the terminal", e))?;
+            crate::sys::terminal::take_as_stdio(slave).map_err(|e| ("taking the terminal", e))?;
         }
         if let Some(ends) = ends {
-            if ends.stdin.is_none() {
-                let null =
-                    nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
-                nix::unistd::dup2(null, 0)?;
-            }
-            relay::take_as_stdio(ends)?;
+            relay::take_as_stdio(ends).map_err(|e| ("taking the stdio pipes", e))?;
         }
         Ok(())
     };
-    if let Err(e) = setup() {
-        return Failure::new(error::RUNTIME_ERROR, format!("setting up the exec'd process: {e}"));
+    if let Err((step, e)) = setup() {
+        return Failure::new(error::RUNTIME_ERROR, format!("setting up the exec'd process: {step}: {e}"));
     }
     match security.apply() {
         Ok(home) => super::env::apply_home(env, home),

@@ -37,15 +37,14 @@ pub struct InitConfig {
 /// Init's body in the cloned child; `go` and `errors` are its ends of the sync pipes.
 /// Returns (as the exit status) only when it failed, after saying why on `errors`.
 ///
-/// Init is the host's dockling binary until its `execve`, so it makes itself non-dumpable
-/// first: nothing without CAP_SYS_PTRACE may then open its `/proc/PID/exe` (the
-/// CVE-2019-5736 class; `exec` does the same). Unlike `exec`, init does not run from a
-/// read-only view of the binary: it is PID 1 of a pid namespace that did not exist before `run` (or the
-/// detached monitor) cloned it, so until it execs no process of the container exists that
-/// could look at it, and a process `exec` adds meanwhile is the admin's, itself from a
-/// read-only view. Re-executing `run` that way would cost every `run` (and `run -d`, whose
-/// monitor clones init the same way) an extra exec of the binary: about 1.1 ms measured on
-/// `exec` (6-8 ms with a memfd copy), far above the 0.3 ms that would be worth it.
+/// Init is the host's dockling binary until its `execve`, so it is non-dumpable from the
+/// start (`spawn` sets it before the clone): nothing without CAP_SYS_PTRACE may open its
+/// `/proc/PID/exe` (the CVE-2019-5736 class). Unlike `exec`, init does not run from a
+/// read-only view of the binary: it is PID 1 of a pid namespace that did not exist before
+/// `run` (or the detached monitor) cloned it, and `exec` waits until init has exec'd
+/// before it enters, so no process of the container exists that could look at it.
+/// Re-executing `run` from a read-only view would cost every `run` an extra exec of the
+/// binary: about 1.1 ms measured on `exec` (6-8 ms with a memfd copy).
 pub fn main(cfg: &mut InitConfig, go: RawFd, errors: RawFd) -> i32 {
     // SAFETY: both are this child's own copies of the pipe ends, used only here.
     let (mut go, mut errors) = unsafe { (File::from_raw_fd(go), File::from_raw_fd(errors)) };
@@ -97,12 +96,8 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     crate::timing::mark("init: secured");
     crate::explain::close_output();
     // Last, so that our own --explain lines above went to the caller's stderr.
+    // Without -i, stdin is not attached (as Docker): the container's /dev/null.
     if let Some(ends) = cfg.stdio.take() {
-        if ends.stdin.is_none() {
-            // Without -i, stdin is not attached (as Docker): the container's /dev/null.
-            let null = std::fs::File::open("/dev/null").map_err(Failure::context("opening /dev/null"))?;
-            nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Failure::context("dup2 stdin"))?;
-        }
         super::relay::take_as_stdio(&ends).map_err(Failure::context("taking the stdio pipes"))?;
     }
 

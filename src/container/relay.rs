@@ -271,14 +271,36 @@ pub fn pipes(interactive: bool) -> Result<(Pipes, ContainerEnds)> {
     ))
 }
 
-/// In the container's process, right before exec: the pipe ends become fds 0, 1 and 2.
+/// In the container's process, right before exec: the pipe ends become fds 0, 1 and 2;
+/// without a stdin pipe, stdin is the container's own /dev/null.
 pub fn take_as_stdio(ends: &ContainerEnds) -> nix::Result<()> {
-    if let Some(fd) = &ends.stdin {
-        nix::unistd::dup2(fd.as_raw_fd(), 0)?;
-    }
+    match &ends.stdin {
+        Some(fd) => nix::unistd::dup2(fd.as_raw_fd(), 0)?,
+        None => {
+            let null = open_dev_null()?;
+            nix::unistd::dup2(null.as_raw_fd(), 0)?
+        }
+    };
     nix::unistd::dup2(ends.stdout.as_raw_fd(), 1)?;
     nix::unistd::dup2(ends.stderr.as_raw_fd(), 2)?;
     Ok(())
+}
+
+/// The container's /dev/null, which its root could have replaced: a FIFO would hang the
+/// open (O_NONBLOCK), a link lead elsewhere (O_NOFOLLOW); anything but the 1:3 character
+/// device is refused.
+fn open_dev_null() -> nix::Result<OwnedFd> {
+    use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let raw = nix::fcntl::open("/dev/null", flags, Mode::empty())?;
+    // SAFETY: the descriptor was just opened and is owned here alone.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let st = fstat(fd.as_raw_fd())?;
+    let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_char || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3 {
+        return Err(nix::errno::Errno::EPERM);
+    }
+    Ok(fd)
 }
 
 /// Copies the container's pipes to our stdout and stderr and our stdin into its stdin

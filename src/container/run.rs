@@ -182,16 +182,20 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     if let Some(master) = master {
         tty::attach(&master?, opts.interactive)?;
     }
+    let mut relayed = Ok(());
     if let Some(pipes) = pipes {
         // The pidfd ends the copy when init is gone (and with it every process of its
         // pid namespace), even if a descriptor passed elsewhere holds a pipe open.
         let process = process::child_pidfd(pid.as_raw());
-        relay::relay(pipes, process.as_ref())?;
+        // A failed copy still waits for the container and finishes it (no record left
+        // running), then reports the failure.
+        relayed = relay::relay(pipes, process.as_ref());
     }
     crate::timing::mark("run: released");
     let code = wait_child(pid);
     crate::timing::mark("run: exited");
     finish(store, &id, code)?;
+    relayed?;
     crate::timing::mark("run: finished");
     Ok(Outcome::Exited(code.unwrap_or(error::RUNTIME_ERROR)))
 }

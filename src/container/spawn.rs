@@ -81,6 +81,9 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
         &format!("unshare --pid --mount --uts --ipc{} --fork", if cfg.new_net { " --net" } else { "" }),
         "clone the container's first process into new namespaces",
     );
+    // Non-dumpable before the clone, so init is never dumpable for a moment (init sets
+    // it again first thing: a fork of the monitor path comes through here too).
+    crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     let mut stack = vec![0u8; 1024 * 1024];
     let go = pipes.go_read.as_raw_fd();
     let (go_w, err_r, err_w) = (pipes.go_write.as_raw_fd(), pipes.err_read.as_raw_fd(), pipes.err_write.as_raw_fd());

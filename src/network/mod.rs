@@ -255,27 +255,27 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         Ok(())
     })();
     crate::timing::mark("teardown: veth");
-    if let Some(t) = unpublish {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err((left, e))) => {
-                c.network.rules = left; // still to remove, next time
-                return Err(e);
-            }
-            Err(_) => anyhow::bail!("the iptables thread panicked"),
+    // Both threads are joined before anything is returned: what either could not remove
+    // goes back into the record, to be removed next time.
+    let unpublished = match unpublish.map(|t| t.join()) {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err((left, e)))) => {
+            c.network.rules = left;
+            Err(e)
         }
-    }
+        Some(Err(_)) => Err(anyhow::anyhow!("the iptables thread panicked")),
+    };
     crate::timing::mark("teardown: rules");
-    if let Some(t) = unfilter {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err((f, e))) => {
-                c.network.port_filter = Some(f); // still to remove, next time
-                return Err(e);
-            }
-            Err(_) => anyhow::bail!("the nft thread panicked"),
+    let unfiltered = match unfilter.map(|t| t.join()) {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err((f, e)))) => {
+            c.network.port_filter = Some(f);
+            Err(e)
         }
-    }
+        Some(Err(_)) => Err(anyhow::anyhow!("the nft thread panicked")),
+    };
+    unpublished?;
+    unfiltered?;
     unplugged?;
     if c.network_mode == NetworkMode::Bridge {
         let mut ipam = Ipam::lock(store)?;
