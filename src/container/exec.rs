@@ -35,11 +35,13 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
         return Err(error::user("exec needs a command to run"));
     }
     // Nothing enters a container whose init is still dockling (before its exec).
-    if !sealed_exe::running_sealed()? {
+    // (Asked once: the answer clears the re-exec marker.)
+    let sealed = sealed_exe::running_sealed()?;
+    if !sealed {
         wait_until_init_execs(pid, c.short_id())?;
     }
     // Before anything of ours enters the container: run from a sealed copy, non-dumpable.
-    protect_host_binary()?;
+    protect_host_binary(sealed)?;
     let _pin = process::pidfd(pid, start)
         .ok_or_else(|| error::exit(1, format!("container {} is not running", c.short_id())))?;
     let mut env = super::env::merge(c.env.clone(), super::env::parse_args(&opts.env)?);
@@ -173,8 +175,8 @@ fn wait_until_init_execs(pid: i32, short_id: &str) -> Result<()> {
 /// command from a read-only view of the binary (see [`sealed_exe`]); the second makes itself
 /// non-dumpable, which the child inherits until its `execve`. `run`'s init is only made
 /// non-dumpable: see [`super::init::main`] for why that is enough there.
-fn protect_host_binary() -> Result<()> {
-    if !sealed_exe::running_sealed()? {
+fn protect_host_binary(sealed: bool) -> Result<()> {
+    if !sealed {
         explain::approx(
             "mount --bind -o ro /proc/self/exe /run/dockling.ro && exec /run/dockling.ro exec ...",
             "re-run from a read-only, detached view of dockling (open_tree, mount_setattr; or a sealed memfd copy), \
