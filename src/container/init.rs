@@ -38,7 +38,8 @@ pub struct InitConfig {
 /// Returns (as the exit status) only when it failed, after saying why on `errors`.
 ///
 /// Init is the host's dockling binary until its `execve`, so it is non-dumpable from the
-/// start (`spawn` sets it before the clone): nothing without CAP_SYS_PTRACE may open its
+/// start (`spawn` sets it before the clone; the flag belongs to the memory map, which the
+/// clone copies): nothing without CAP_SYS_PTRACE may open its
 /// `/proc/PID/exe` (the CVE-2019-5736 class). Unlike `exec`, init does not run from a
 /// read-only view of the binary: it is PID 1 of a pid namespace that did not exist before
 /// `run` (or the detached monitor) cloned it, and `exec` waits until init has exec'd
@@ -48,11 +49,6 @@ pub struct InitConfig {
 pub fn main(cfg: &mut InitConfig, go: RawFd, errors: RawFd) -> i32 {
     // SAFETY: both are this child's own copies of the pipe ends, used only here.
     let (mut go, mut errors) = unsafe { (File::from_raw_fd(go), File::from_raw_fd(errors)) };
-    if let Err(e) = crate::sys::sealed_exe::make_non_dumpable() {
-        let failure = Failure::new(RUNTIME_ERROR, format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
-        let _ = sync::send(&mut errors, &Message::Failed(failure));
-        return RUNTIME_ERROR;
-    }
     let failure = match setup_and_exec(cfg, &mut go) {
         Ok(never) => match never {},
         Err(failure) => failure,

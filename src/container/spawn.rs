@@ -81,8 +81,8 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
         &format!("unshare --pid --mount --uts --ipc{} --fork", if cfg.new_net { " --net" } else { "" }),
         "clone the container's first process into new namespaces",
     );
-    // Non-dumpable before the clone, so init is never dumpable for a moment (init sets
-    // it again first thing: a fork of the monitor path comes through here too).
+    // Non-dumpable before the clone, so init is never dumpable, not even for a moment
+    // (the flag is copied with the memory map; the monitor's clone comes through here too).
     crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     let mut stack = vec![0u8; 1024 * 1024];
     let go = pipes.go_read.as_raw_fd();
