@@ -10,14 +10,21 @@
 //! whose sender is its MAC and address; everything else from that port (IPv6 included:
 //! containers get no IPv6 address) is dropped. Ports not in the map (none today) pass.
 //!
-//! Each change is one `nft` run, one netfilter transaction: a container's chain and its
-//! map entry appear and disappear together, by name.
+//! Each change is one nf_tables transaction over netlink ([`super::nftables`]): a
+//! container's chain and its map entry appear and disappear together, by name.
+//! `--explain` prints the same change as the `nft` script a person would type.
 
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
+use nlink::netlink::nftables::connection::Transaction;
+use nlink::netlink::nftables::expr::{Expr, LookupExpr};
+use nlink::netlink::nftables::{
+    BaseChain, Chain, ChainName, Family, FilterHook, MetaKey, PayloadBase, Policy, Priority, Register, Rule, Set,
+    SetElement, SetKeyType, Verdict,
+};
 
+use super::nftables::{self, compare, load};
 use crate::explain;
 use crate::state::PortFilter;
 
@@ -27,30 +34,72 @@ pub const TABLE: &str = "dockling";
 const MAP: &str = "ports";
 /// The base chain, hooked at bridge prerouting.
 const BASE: &str = "prerouting";
+const FAMILY: Family = Family::Bridge;
+/// nft's `ifname` type: 16 bytes, NUL-padded.
+const IFNAME: SetKeyType = SetKeyType::Other { type_id: 41, len: 16 };
 
 /// What [`super::plan`] records before the filter exists: the port and its chain's name.
 pub fn plan(id: &str, host_veth: &str) -> PortFilter {
     PortFilter { veth: host_veth.to_string(), chain: format!("port-{}", &id[..12]) }
 }
 
+fn map() -> Set {
+    Set::new(TABLE, MAP).family(FAMILY).key_type(IFNAME).vmap()
+}
+
+/// A veth's name as the map's key.
+fn ifname_key(name: &str) -> SetElement {
+    let mut key = name.as_bytes().to_vec();
+    key.resize(16, 0);
+    SetElement::new(key)
+}
+
+/// The base chain's one rule: `iifname vmap @ports`.
+fn dispatch_rule() -> Rule {
+    Rule::new(TABLE, BASE)
+        .family(FAMILY)
+        .expr(Expr::Meta { dreg: Register::R1, key: MetaKey::IifName })
+        .expr(Expr::from(LookupExpr::new(MAP, Register::R1).dreg(Register::Verdict)))
+}
+
 /// The shared table, map and base chain; safe to run again (the base chain's one rule is
 /// rewritten, the map's entries and the containers' chains are kept).
 pub fn setup_shared() -> Result<()> {
-    let script = format!(
-        "add table bridge {TABLE}; \
-         add map bridge {TABLE} {MAP} {{ type ifname : verdict; }}; \
-         add chain bridge {TABLE} {BASE} {{ type filter hook prerouting priority -300; policy accept; }}; \
-         flush chain bridge {TABLE} {BASE}; \
-         add rule bridge {TABLE} {BASE} iifname vmap @{MAP}"
+    explain::step(
+        &format!(
+            "nft 'add table bridge {TABLE}; \
+             add map bridge {TABLE} {MAP} {{ type ifname : verdict; }}; \
+             add chain bridge {TABLE} {BASE} {{ type filter hook prerouting priority -300; policy accept; }}; \
+             flush chain bridge {TABLE} {BASE}; \
+             add rule bridge {TABLE} {BASE} iifname vmap @{MAP}'"
+        ),
+        "frames entering the bridge go through their port's filter",
     );
-    nft(&script, "frames entering the bridge go through their port's filter")
+    let base = || {
+        Chain::new(TABLE, BASE).map(|c| {
+            c.family(FAMILY).base(BaseChain::filter(FilterHook::Prerouting, Priority::Raw).policy(Policy::Accept))
+        })
+    };
+    let base = base().map_err(|e| anyhow::anyhow!("nf_tables chain {BASE}: {e}"))?;
+    if nftables::table_exists(FAMILY, TABLE)? {
+        nftables::commit(|tx| Ok(tx.update_chain(base).flush_chain(TABLE, BASE, FAMILY).add_rule(dispatch_rule())))
+    } else {
+        nftables::commit(|tx| {
+            Ok(tx
+                .add_table(TABLE, FAMILY)
+                .raw(nftables::ifname_verdict_map(FAMILY, TABLE, MAP))
+                .add_chain(base)
+                .add_rule(dispatch_rule()))
+        })
+    }
 }
 
 /// Removes the shared table (with anything left in it); a missing table is fine.
 pub fn teardown_shared() -> Result<()> {
-    match nft(&format!("delete table bridge {TABLE}"), "remove dockling's port filters") {
+    explain::step(&format!("nft 'delete table bridge {TABLE}'"), "remove dockling's port filters");
+    match nftables::commit(|tx| Ok(tx.del_table(TABLE, FAMILY))) {
         Ok(()) => Ok(()),
-        Err(_) if !exists(&format!("table bridge {TABLE}")) => Ok(()),
+        Err(_) if !nftables::table_exists(FAMILY, TABLE)? => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -70,16 +119,54 @@ pub fn add_script(f: &PortFilter, ip: Ipv4Addr, mac: &str) -> String {
     s
 }
 
+/// The same change as [`add_script`], as one netlink transaction.
+fn add_transaction(tx: Transaction, f: &PortFilter, ip: Ipv4Addr, mac: [u8; 6]) -> Result<Transaction> {
+    let chain = || ChainName::new(f.chain.as_str()).map_err(|e| anyhow::anyhow!("chain name {}: {e}", f.chain));
+    let rule = || Rule::new(TABLE, &f.chain).family(FAMILY);
+    let (ll, nh) = (PayloadBase::LinkLayer, PayloadBase::Network);
+    let ethertype = |t: u16| [load(ll, 12, 2), compare(true, &t.to_be_bytes())];
+    let from_mac_drop = rule().expr(load(ll, 6, 6)).expr(compare(false, &mac)).counter().drop();
+    let arp = rule()
+        .expressions(ethertype(0x0806).to_vec())
+        .expr(load(nh, 0, 2))
+        .expr(compare(true, &1u16.to_be_bytes())) // htype: Ethernet
+        .expr(load(nh, 2, 2))
+        .expr(compare(true, &0x0800u16.to_be_bytes())) // ptype: IPv4
+        .expr(load(nh, 4, 1))
+        .expr(compare(true, &[6])) // hlen
+        .expr(load(nh, 5, 1))
+        .expr(compare(true, &[4])) // plen
+        .expr(load(nh, 8, 6))
+        .expr(compare(true, &mac)) // sender MAC
+        .expr(load(nh, 14, 4))
+        .expr(compare(true, &ip.octets())) // sender IPv4
+        .accept();
+    let ipv4 =
+        rule().expressions(ethertype(0x0800).to_vec()).expr(load(nh, 12, 4)).expr(compare(true, &ip.octets())).accept();
+    let new_chain =
+        Chain::new(TABLE, f.chain.as_str()).map_err(|e| anyhow::anyhow!("chain {}: {e}", f.chain))?.family(FAMILY);
+    Ok(tx
+        .add_chain(new_chain)
+        .add_rule(from_mac_drop)
+        .add_rule(arp)
+        .add_rule(ipv4)
+        .add_rule(rule().counter().drop())
+        .add_set_elements(&map(), &[ifname_key(&f.veth).verdict(Verdict::JumpTo(chain()?))]))
+}
+
 /// Makes the container's filter. Should the shared table be missing (removed by hand,
 /// or made by a dockling before this one), it is made and the filter tried again.
-pub fn add(f: &PortFilter, ip: Ipv4Addr, mac: &str) -> Result<()> {
-    let script = add_script(f, ip, mac);
-    let why = "the container's port may send only from its own MAC and IPv4 address";
-    match nft(&script, why) {
+pub fn add(f: &PortFilter, ip: Ipv4Addr, mac: [u8; 6], mac_text: &str) -> Result<()> {
+    explain::step(
+        &format!("nft '{}'", add_script(f, ip, mac_text)),
+        "the container's port may send only from its own MAC and IPv4 address",
+    );
+    let attempt = || nftables::commit(|tx| add_transaction(tx, f, ip, mac));
+    match attempt() {
         Ok(()) => Ok(()),
-        Err(_) if !exists(&format!("table bridge {TABLE}")) => {
+        Err(_) if !nftables::table_exists(FAMILY, TABLE)? => {
             setup_shared()?;
-            nft(&script, why)
+            attempt()
         }
         Err(e) => Err(e),
     }
@@ -88,44 +175,24 @@ pub fn add(f: &PortFilter, ip: Ipv4Addr, mac: &str) -> Result<()> {
 /// Removes the container's filter; one already gone is fine (after a crash, or a second
 /// teardown), as is a table `network prune` already removed.
 pub fn remove(f: &PortFilter) -> Result<()> {
-    let script =
-        format!("delete element bridge {TABLE} {MAP} {{ \"{}\" }}; delete chain bridge {TABLE} {}", f.veth, f.chain);
-    let chain = format!("chain bridge {TABLE} {}", f.chain);
-    match nft(&script, "remove the container's port filter") {
+    explain::step(
+        &format!(
+            "nft 'delete element bridge {TABLE} {MAP} {{ \"{}\" }}; delete chain bridge {TABLE} {}'",
+            f.veth, f.chain
+        ),
+        "remove the container's port filter",
+    );
+    let both = nftables::commit(|tx| {
+        Ok(tx.del_set_elements(&map(), &[ifname_key(&f.veth)]).del_chain(TABLE, &f.chain, FAMILY))
+    });
+    match both {
         Ok(()) => Ok(()),
+        Err(_) if !nftables::table_exists(FAMILY, TABLE)? => Ok(()),
         // Dockling makes and removes chain and entry together: no chain, no entry.
-        Err(_) if !exists(&chain) => Ok(()),
+        Err(_) if !nftables::chain_exists(FAMILY, TABLE, &f.chain)? => Ok(()),
         // The entry alone was removed by hand: the chain is all that is left.
-        Err(e) => nft(&format!("delete {chain}"), "remove the container's port filter").map_err(|_| e),
+        Err(e) => nftables::commit(|tx| Ok(tx.del_chain(TABLE, &f.chain, FAMILY))).map_err(|_| e),
     }
-}
-
-/// `nft list OBJECT` succeeds (used only after a change failed, to tell "already so").
-fn exists(object: &str) -> bool {
-    let mut args = vec!["list"];
-    args.extend(object.split(' '));
-    Command::new("nft")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Runs `nft 'SCRIPT'`: the whole script is one netfilter transaction.
-fn nft(script: &str, why: &str) -> Result<()> {
-    explain::step(&format!("nft '{script}'"), why);
-    let out = Command::new("nft")
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .context("running nft (is the nftables package installed?)")?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(anyhow!("nft '{script}': {}", String::from_utf8_lossy(&out.stderr).trim()))
 }
 
 #[cfg(test)]

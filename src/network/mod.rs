@@ -11,6 +11,7 @@ pub mod firewall;
 mod ipam;
 mod netlink;
 mod netns;
+mod nftables;
 mod resolv;
 mod veth;
 
@@ -183,10 +184,11 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
     });
     // The port filter goes in on a thread of its own too (one nft run, ~10 ms); the
     // container waits until attach returns, so it never sends before the filter exists.
-    let filter = c.network.port_filter.clone().map(|f| {
-        let mac = veth::mac_string(mac);
-        std::thread::spawn(move || antispoof::add(&f, ip, &mac))
-    });
+    let filter = c
+        .network
+        .port_filter
+        .clone()
+        .map(|f| std::thread::spawn(move || antispoof::add(&f, ip, mac, &veth::mac_string(mac))));
     let wired = (|| -> Result<()> {
         netns::add(&name, pid)?;
         {
