@@ -36,7 +36,7 @@ pub fn rules(store: &Store, keys: &[String]) -> Result<i32> {
     let mut rows = vec![["CONTAINER", "TABLE", "CHAIN", "PACKETS", "BYTES", "RULE"].map(String::from).to_vec()];
     for key in keys {
         let c = store.resolve(key)?;
-        for rule in crate::network::firewall::owned_rules_with_counters(&c.id[..12])? {
+        for rule in crate::network::rule_counters(&c)? {
             rows.push(vec![
                 c.name.clone(),
                 rule.table,
@@ -147,7 +147,8 @@ fn describe(store: &Store, c: &Container) -> Value {
             "ContainerVeth": c.network.host_veth.as_ref().map(|_| "eth0"),
             "NetnsName": c.network.netns_name,
             "Ports": ports,
-            "Rules": c.network.rules.iter().map(|(t, ch, r)| format!("iptables -t {t} -A {ch} {r}")).collect::<Vec<_>>(),
+            "FirewallDriver": c.network.firewall.as_ref().map(|f| f.driver.as_str()),
+            "Rules": crate::network::rule_texts(c),
         },
     })
 }

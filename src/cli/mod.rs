@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::container::{self, RunOptions};
 use crate::state::Store;
-use crate::types::NetworkMode;
+use crate::types::{FirewallDriver, NetworkMode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +38,10 @@ pub struct Cli {
     /// (Default 10.131.0.0/24; fixed once the first container got an address.)
     #[arg(long, global = true, env = "DOCKLING_SUBNET")]
     pub subnet: Option<String>,
+    /// Firewall driver for the bridge network's rules: iptables (Docker's; the default)
+    /// or nftables. Fixed once the network has rules (`network prune` resets it).
+    #[arg(long, global = true, env = "DOCKLING_FIREWALL_DRIVER", value_parser = clap::value_parser!(FirewallDriverArg))]
+    pub firewall_driver: Option<FirewallDriverArg>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -301,14 +305,33 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// `--firewall-driver`'s value: a [`FirewallDriver`], parsed by its `FromStr`.
+#[derive(Debug, Clone, Copy)]
+pub struct FirewallDriverArg(pub FirewallDriver);
+
+impl std::str::FromStr for FirewallDriverArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(FirewallDriverArg)
+    }
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     crate::explain::enable(cli.explain);
-    let store = Store::open(cli.root.clone(), cli.subnet.as_deref())?;
+    let mut store = Store::open(cli.root.clone(), cli.subnet.as_deref())?;
+    store.firewall = cli.firewall_driver.map(|d| d.0);
     match cli.command {
         Command::Run(args) => {
             let args = *args;
             let mode = NetworkMode::parse(&args.network)?;
+            if mode == NetworkMode::Bridge {
+                let (driver, note) = crate::network::firewall_driver(&store)?;
+                if let Some(note) = note {
+                    eprintln!("dockling: {note}");
+                }
+                store.firewall = Some(driver);
+            }
             let opts = RunOptions {
                 detach: args.detach,
                 interactive: args.interactive,

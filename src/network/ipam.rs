@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error;
 use crate::state::Store;
 use crate::sys::lock::FileLock;
-use crate::types::PortMapping;
+use crate::types::{FirewallDriver, PortMapping};
 
 /// An IPv4 subnet like 10.131.0.0/24.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,9 @@ pub struct NetState {
     /// `net.ipv4.ip_forward` before dockling first set it, restored by `network prune`.
     #[serde(default)]
     pub ip_forward_before: Option<String>,
+    /// The firewall driver that makes this network's rules (cleared by `network prune`).
+    #[serde(default)]
+    pub firewall: Option<FirewallDriver>,
 }
 
 /// The locked network state; saved with [`Ipam::save`].

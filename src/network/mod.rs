@@ -22,8 +22,8 @@ use anyhow::Result;
 use crate::error;
 use crate::explain;
 use crate::state::{Container, Store};
-use crate::types::{NetworkMode, PortMapping, PortSpec, Proto};
-use firewall::{Firewall, Iptables};
+use crate::types::{FirewallDriver, FirewallRecord, NetworkMode, PortMapping, PortRule, PortSpec, Proto};
+use firewall::Network;
 use ipam::{Ipam, Subnet};
 
 /// Chosen to collide with neither Docker's 172.17.0.0/16 nor Podman's 10.88.0.0/16.
@@ -42,6 +42,11 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
         )));
     }
     let mut ipam = Ipam::lock(store)?;
+    let driver = match (ipam.state.firewall, store.firewall) {
+        (Some(made), Some(asked)) if made != asked => return Err(driver_conflict(made, asked)),
+        (Some(made), _) => made,
+        (None, asked) => firewall::choose(asked).0,
+    };
     let subnet = ipam.subnet(store.subnet.as_deref())?;
     if !bridge::exists() {
         // Before anything is made: a subnet the host already routes elsewhere would break it.
@@ -78,13 +83,33 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
     for m in &mappings {
         ipam.state.ports.push((m.clone(), c.id.clone()));
     }
+    ipam.state.firewall = Some(driver);
     ipam.save()?;
+    c.network.firewall = Some(FirewallRecord { driver, ports: Vec::new() });
     c.ports = mappings;
     c.network.ip = Some(ip);
     c.network.gateway = Some(subnet.gateway());
     c.network.prefix = Some(subnet.prefix);
     c.network.mac = Some(veth::mac_string(veth::mac_for(ip)));
     Ok(())
+}
+
+fn driver_conflict(made: FirewallDriver, asked: FirewallDriver) -> anyhow::Error {
+    error::conflict(format!(
+        "the network's rules are made by the {made} firewall driver, not {asked}: \
+         remove its containers and run `dockling network prune` to switch"
+    ))
+}
+
+/// The firewall driver the next container gets, and a note for the user when the
+/// default (iptables) cannot be used here. The network's own driver wins once it has one.
+pub fn firewall_driver(store: &Store) -> Result<(FirewallDriver, Option<String>)> {
+    let made = Ipam::lock(store)?.state.firewall;
+    match (made, store.firewall) {
+        (Some(made), Some(asked)) if made != asked => Err(driver_conflict(made, asked)),
+        (Some(made), _) => Ok((made, None)),
+        (None, asked) => Ok(firewall::choose(asked)),
+    }
 }
 
 /// Is a host process already listening there? (We do not hold the port: DNAT needs no socket.)
@@ -124,9 +149,12 @@ pub fn plan(c: &mut Container) {
     c.network.host_veth = Some(veth::host_name(&c.id));
     c.network.port_filter = Some(antispoof::plan(&c.id, &veth::host_name(&c.id)));
     c.network.netns_name = Some(c.name.clone());
-    if let Some(ip) = c.network.ip {
-        let fw = Iptables::new();
-        c.network.rules = c.ports.iter().flat_map(|p| fw.port_rules(ip, p, &c.id[..12])).collect();
+    if let (Some(ip), Some(record)) = (c.network.ip, c.network.firewall.as_mut()) {
+        record.ports = c
+            .ports
+            .iter()
+            .map(|p| PortRule { owner: c.id[..12].to_string(), container_ip: ip, port: p.clone() })
+            .collect();
     }
 }
 
@@ -166,7 +194,8 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
                 ipam.save()?;
             }
             bridge::sysctls()?;
-            Iptables::new().setup_network(subnet, bridge::BRIDGE)?;
+            let driver = ipam.state.firewall.unwrap_or(FirewallDriver::Iptables);
+            firewall::driver(driver).setup_network(&network(subnet))?;
             antispoof::setup_shared()?;
             ipam.state.shared_ready = true;
             ipam.save()?;
@@ -175,13 +204,12 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
     };
     crate::timing::mark("attach: shared");
 
-    let rules = c.network.rules.clone();
-    let publish = (!rules.is_empty()).then(|| {
-        std::thread::spawn(move || -> Result<()> {
-            let fw = Iptables::new();
-            rules.iter().try_for_each(|rule| fw.add(rule))
-        })
-    });
+    let publish = c
+        .network
+        .firewall
+        .clone()
+        .filter(|f| !f.ports.is_empty())
+        .map(|f| std::thread::spawn(move || -> Result<()> { firewall::driver(f.driver).publish(&f.ports) }));
     // The port filter goes in on a thread of its own too (one nft run, ~10 ms); the
     // container waits until attach returns, so it never sends before the filter exists.
     let filter = c
@@ -212,6 +240,10 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
     wired.and(published).and(filtered)
 }
 
+/// What a failed rule removal leaves, to go back into the record: the typed rules, the
+/// legacy ones, and why.
+type Unremoved = (Option<FirewallRecord>, Vec<(String, String, String)>, anyhow::Error);
+
 /// Undoes every per-container change: port rules, host veth, netns name, leases.
 /// Idempotent; works from the record alone. The netns name goes first, so the kernel
 /// starts dismantling the namespace (and the veth with it) while iptables removes the
@@ -220,16 +252,17 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     if let Some(name) = c.network.netns_name.take() {
         netns::remove(&name);
     }
-    let rules = std::mem::take(&mut c.network.rules);
-    let unpublish = (!rules.is_empty()).then(|| {
-        std::thread::spawn(move || -> Result<(), (Vec<firewall::Rule>, anyhow::Error)> {
-            let fw = Iptables::new();
-            for (i, rule) in rules.iter().enumerate() {
-                if let Err(e) = fw.remove(rule) {
-                    return Err((rules[i..].to_vec(), e));
-                }
+    let legacy = std::mem::take(&mut c.network.rules);
+    let record = c.network.firewall.take();
+    let unpublish = (record.as_ref().is_some_and(|f| !f.ports.is_empty()) || !legacy.is_empty()).then(|| {
+        std::thread::spawn(move || -> Result<(), Unremoved> {
+            if let Err(e) = firewall::remove_legacy(&legacy) {
+                return Err((record, legacy, e));
             }
-            Ok(())
+            match &record {
+                Some(f) => firewall::driver(f.driver).unpublish(&f.ports).map_err(|e| (record.clone(), Vec::new(), e)),
+                None => Ok(()),
+            }
         })
     });
     let unfilter =
@@ -261,8 +294,9 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     // goes back into the record, to be removed next time.
     let unpublished = match unpublish.map(|t| t.join()) {
         None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err((left, e)))) => {
-            c.network.rules = left;
+        Some(Ok(Err((record, legacy, e)))) => {
+            c.network.firewall = record;
+            c.network.rules = legacy;
             Err(e)
         }
         Some(Err(_)) => Err(anyhow::anyhow!("the iptables thread panicked")),
@@ -285,6 +319,28 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         ipam.save()?;
     }
     Ok(())
+}
+
+fn network(subnet: Subnet) -> Network {
+    Network { subnet, bridge: bridge::BRIDGE.to_string() }
+}
+
+/// `inspect --rules`: the rules a container owns, read live with their counters.
+pub fn rule_counters(c: &Container) -> Result<Vec<firewall::CountedRule>> {
+    match &c.network.firewall {
+        Some(f) if !f.ports.is_empty() => firewall::driver(f.driver).counters(&f.ports),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The commands that make the rules a container owns, in its driver's syntax.
+pub fn rule_texts(c: &Container) -> Vec<String> {
+    let mut texts: Vec<String> =
+        c.network.rules.iter().map(|(t, ch, r)| format!("iptables -t {t} -A {ch} {r}")).collect();
+    if let Some(f) = &c.network.firewall {
+        texts.extend(firewall::driver(f.driver).commands(&f.ports));
+    }
+    texts
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container: (path inside, text).
@@ -319,7 +375,12 @@ pub fn prune(store: &Store) -> Result<PruneOutcome> {
         return Ok(PruneOutcome::InUse { containers: ipam.state.leases.len() });
     }
     let subnet = Subnet::parse(ipam.state.subnet.as_deref().or(store.subnet.as_deref()).unwrap_or(DEFAULT_SUBNET))?;
-    Iptables::new().teardown_network(subnet, bridge::BRIDGE)?;
+    if let Some(driver) = ipam.state.firewall {
+        firewall::driver(driver).teardown_network(&network(subnet))?;
+    } else {
+        // A network state from before the driver was recorded: iptables made its rules.
+        firewall::driver(FirewallDriver::Iptables).teardown_network(&network(subnet))?;
+    }
     antispoof::teardown_shared()?;
     let had_bridge = netlink::with_handle(|h| async move {
         let found = netlink::link_by_name(&h, bridge::BRIDGE).await?.is_some();

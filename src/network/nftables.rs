@@ -8,7 +8,7 @@ use std::future::Future;
 use anyhow::{anyhow, Context, Result};
 use nlink::netlink::nftables::connection::{RawMessage, Transaction};
 use nlink::netlink::nftables::expr::Expr;
-use nlink::netlink::nftables::{CmpOp, Family, PayloadBase, Register};
+use nlink::netlink::nftables::{CmpOp, Family, PayloadBase, Register, RuleInfo};
 use nlink::netlink::{Connection, Nftables};
 
 /// Runs `f` with an nf_tables netlink connection on this thread.
@@ -107,4 +107,12 @@ fn push_attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
     buf.extend_from_slice(&kind.to_ne_bytes());
     buf.extend_from_slice(value);
     buf.resize(buf.len() + (4 - len % 4) % 4, 0);
+}
+
+/// The rules of a table, with their handles, comments and counters.
+pub fn rules_of(family: Family, table: &str) -> Result<Vec<RuleInfo>> {
+    let table = table.to_string();
+    with_connection(|conn| async move {
+        conn.list_rules(&table, family).await.map_err(|e| anyhow!("listing the rules of nf_tables table {table}: {e}"))
+    })
 }

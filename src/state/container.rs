@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::sys::process;
-use crate::types::{Mount, NetworkMode, PortMapping};
+use crate::types::{FirewallRecord, Mount, NetworkMode, PortMapping};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,7 +27,12 @@ pub struct NetworkRecord {
     pub bridge: Option<String>,
     pub host_veth: Option<String>,
     pub netns_name: Option<String>,
-    /// iptables rules as (table, chain, rule spec).
+    /// The published ports' firewall rules and the driver that makes them.
+    #[serde(default)]
+    pub firewall: Option<FirewallRecord>,
+    /// Rules as (table, chain, iptables rule spec), as records before the typed
+    /// `firewall` kept them: still read, so their rules are removed after an upgrade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<(String, String, String)>,
     /// The anti-spoofing filter on the container's bridge port (nftables, bridge family).
     #[serde(default)]

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::error;
 use crate::sys::lock::FileLock;
+use crate::types::FirewallDriver;
 
 const DEFAULT_ROOT: &str = "/var/lib/dockling";
 const DEFAULT_RUN: &str = "/run/dockling";
@@ -31,6 +32,8 @@ pub struct Store {
     pub runtime_dir: PathBuf,
     /// Subnet asked for on the command line or in DOCKLING_SUBNET, if any.
     pub subnet: Option<String>,
+    /// Firewall driver asked for (`--firewall-driver`, DOCKLING_FIREWALL_DRIVER), if any.
+    pub firewall: Option<FirewallDriver>,
 }
 
 impl Store {
@@ -56,12 +59,12 @@ impl Store {
                     .with_context(|| format!("restricting {}", dir.display()))?;
             }
         }
-        Ok(Store { root, runtime_dir: run, subnet: subnet.map(String::from) })
+        Ok(Store { root, runtime_dir: run, subnet: subnet.map(String::from), firewall: None })
     }
 
     /// A store whose directories exist already (the monitor's exit handler).
     pub fn at(root: PathBuf, runtime_dir: PathBuf) -> Store {
-        Store { root, runtime_dir, subnet: None }
+        Store { root, runtime_dir, subnet: None, firewall: None }
     }
 
     pub fn containers_dir(&self) -> PathBuf {

@@ -1,0 +1,403 @@
+//! The iptables driver: dockling's own chains, hooked from the built-in ones, so they are
+//! easy to list and remove. Every change is one `iptables-restore --noflush` run (one
+//! netfilter transaction), and what exists is read with one `iptables-save`: a container's
+//! rules cost one process to add and one to remove, whatever their number.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, Context, Result};
+
+use super::rules::{self, bound_address, Network, Rule, Stage};
+use super::{CountedRule, Firewall};
+use crate::explain;
+use crate::types::PortRule;
+
+pub const NAT_POSTROUTING: &str = "DOCKLING-POSTROUTING";
+pub const NAT_DNAT: &str = "DOCKLING-DNAT";
+pub const FILTER_FORWARD: &str = "DOCKLING-FORWARD";
+pub const RAW_PREROUTING: &str = "DOCKLING-PREROUTING";
+
+/// Our chains: (table, chain).
+const CHAINS: [(&str, &str); 4] =
+    [("raw", RAW_PREROUTING), ("nat", NAT_POSTROUTING), ("nat", NAT_DNAT), ("filter", FILTER_FORWARD)];
+/// The tables we touch, in the order a batch writes them.
+const TABLES: [&str; 3] = ["raw", "nat", "filter"];
+
+pub struct Iptables;
+
+/// Where each stage lives: (table, our chain).
+fn chain_of(stage: Stage) -> (&'static str, &'static str) {
+    match stage {
+        Stage::Dnat => ("nat", NAT_DNAT),
+        Stage::Postrouting => ("nat", NAT_POSTROUTING),
+        Stage::Forward => ("filter", FILTER_FORWARD),
+        Stage::Raw => ("raw", RAW_PREROUTING),
+    }
+}
+
+/// The jumps from the built-in chains into ours: (table, built-in chain, spec, first?).
+/// Our FORWARD accepts come first, so they hold even when the FORWARD policy is DROP;
+/// our raw drops come first too. From outside, 127.0.0.0/8 never goes to DNAT
+/// ([`rules::LOOPBACK`]).
+const HOOKS: [(&str, &str, &str, bool); 5] = [
+    ("raw", "PREROUTING", "-j DOCKLING-PREROUTING", true),
+    ("nat", "PREROUTING", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKLING-DNAT", false),
+    ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j DOCKLING-DNAT", false),
+    ("nat", "POSTROUTING", "-j DOCKLING-POSTROUTING", false),
+    ("filter", "FORWARD", "-j DOCKLING-FORWARD", true),
+];
+
+/// Hooks an older dockling made, removed on sight (so `network prune` can delete the
+/// chain they jump to): PREROUTING once sent 127.0.0.0/8 into the DNAT chain too.
+const RETIRED: [(&str, &str, &str); 1] = [("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKLING-DNAT")];
+
+/// The rule's iptables spec (without `-A CHAIN`), as `iptables-save` prints it, so
+/// rules read back compare equal.
+pub fn spec(rule: &Rule) -> String {
+    match rule {
+        Rule::MasqueradeEgress { subnet, bridge } => format!("-s {subnet} ! -o {bridge} -j MASQUERADE"),
+        Rule::MasqueradeHairpin { subnet, bridge } => {
+            format!("-s {subnet} -d {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE")
+        }
+        Rule::MasqueradeLocalhost { bridge } => format!("-s 127.0.0.0/8 -o {bridge} -j MASQUERADE"),
+        Rule::AcceptReplies { bridge } => format!("-o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        Rule::AcceptFromBridge { bridge } => format!("-i {bridge} -j ACCEPT"),
+        Rule::AcceptPublished { bridge } => format!("-o {bridge} -m conntrack --ctstate DNAT -j ACCEPT"),
+        Rule::DropUnpublished { bridge } => format!("! -i {bridge} -o {bridge} -j DROP"),
+        Rule::DropLoopbackFromBridge { bridge } => format!("-i {bridge} -d 127.0.0.0/8 -j DROP"),
+        Rule::Publish(p) => {
+            let dest = bound_address(p).map(|a| format!("-d {a}/32 ")).unwrap_or_default();
+            format!(
+                "{dest}-p {proto} -m {proto} --dport {hp} -m comment --comment {tag} -j DNAT --to-destination {ip}:{cp}",
+                proto = p.port.proto.as_str(),
+                hp = p.port.host_port,
+                tag = rules::owner_tag(&p.owner),
+                ip = p.container_ip,
+                cp = p.port.container_port,
+            )
+        }
+    }
+}
+
+/// `-A CHAIN SPEC` for the rule.
+fn append(rule: &Rule) -> (&'static str, String) {
+    let (table, chain) = chain_of(rule.stage());
+    (table, format!("-A {chain} {}", spec(rule)))
+}
+
+/// An `iptables-restore` input: one section per table, in the order given.
+#[derive(Default)]
+struct Batch {
+    tables: Vec<(&'static str, Vec<String>)>,
+}
+
+impl Batch {
+    fn push(&mut self, table: &'static str, line: String) {
+        match self.tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, lines)) => lines.push(line),
+            None => self.tables.push((table, vec![line])),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut tables: Vec<&(&str, Vec<String>)> = self.tables.iter().collect();
+        tables.sort_by_key(|(t, _)| TABLES.iter().position(|x| x == t));
+        for (table, lines) in tables {
+            out.push(format!("*{table}"));
+            out.extend(lines.iter().cloned());
+            out.push("COMMIT".to_string());
+        }
+        out
+    }
+
+    /// The shell command a person would type for the same change.
+    fn command(&self) -> String {
+        let quoted: Vec<String> = self.lines().iter().map(|l| format!("'{l}'")).collect();
+        format!("printf '%s\\n' {} | iptables-restore --noflush -w", quoted.join(" "))
+    }
+
+    /// Runs the batch: all of it happens, or none of it.
+    fn apply(&self, why: &str) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        explain::step(&self.command(), why);
+        let mut input = self.lines().join("\n");
+        input.push('\n');
+        let mut child = Command::new("iptables-restore")
+            .args(["--noflush", "-w"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running iptables-restore (is the iptables package installed?)")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).context("writing to iptables-restore")?;
+        }
+        let out = child.wait_with_output().context("waiting for iptables-restore")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(anyhow!("iptables-restore: {}\ninput:\n{input}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// What `iptables-save` shows of one table: its chains and its rules (`-A ...` lines).
+struct Saved {
+    chains: Vec<String>,
+    rules: Vec<String>,
+    /// The rules with their counters: (packets, bytes, `-A ...`), when read with `-c`.
+    counted: Vec<(u64, u64, String)>,
+}
+
+/// Runs `iptables-save` (one table, or every table) and reads what it printed.
+fn run_save(table: Option<&str>, counters: bool) -> Result<Vec<(String, Saved)>> {
+    let mut cmd = Command::new("iptables-save");
+    if let Some(table) = table {
+        cmd.args(["-t", table]);
+    }
+    if counters {
+        cmd.arg("-c");
+    }
+    let out =
+        cmd.stdin(Stdio::null()).output().context("running iptables-save (is the iptables package installed?)")?;
+    if !out.status.success() {
+        return Err(anyhow!("iptables-save: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(parse_save(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `iptables-save` output, table by table.
+fn parse_save(text: &str) -> Vec<(String, Saved)> {
+    let mut tables: Vec<(String, Saved)> = Vec::new();
+    for line in text.lines() {
+        if let Some(table) = line.strip_prefix('*') {
+            tables.push((table.to_string(), Saved { chains: Vec::new(), rules: Vec::new(), counted: Vec::new() }));
+            continue;
+        }
+        let Some((_, saved)) = tables.last_mut() else { continue };
+        if let Some(chain) = line.strip_prefix(':') {
+            saved.chains.push(chain.split(' ').next().unwrap_or_default().to_string());
+        } else if line.starts_with("-A ") {
+            saved.rules.push(line.to_string());
+        } else if let Some(rest) = line.strip_prefix('[') {
+            // "[PACKETS:BYTES] -A CHAIN ..."
+            let Some((counts, rule)) = rest.split_once("] ") else { continue };
+            let (p, b) = counts.split_once(':').unwrap_or(("0", "0"));
+            saved.counted.push((p.parse().unwrap_or(0), b.parse().unwrap_or(0), rule.to_string()));
+            saved.rules.push(rule.to_string());
+        }
+    }
+    tables
+}
+
+fn save(table: &str, counters: bool) -> Result<Saved> {
+    let found = run_save(Some(table), counters)?.into_iter().find(|(t, _)| t == table).map(|(_, s)| s);
+    Ok(found.unwrap_or(Saved { chains: Vec::new(), rules: Vec::new(), counted: Vec::new() }))
+}
+
+/// The tables we touch, as they are now.
+struct SavedAll(Vec<(String, Saved)>);
+
+impl SavedAll {
+    fn get(&self, table: &str) -> Option<&Saved> {
+        self.0.iter().find(|(t, _)| t == table).map(|(_, s)| s)
+    }
+    fn has_chain(&self, table: &str, chain: &str) -> bool {
+        self.get(table).is_some_and(|s| s.chains.iter().any(|c| c == chain))
+    }
+    fn has_rule(&self, table: &str, line: &str) -> bool {
+        self.get(table).is_some_and(|s| s.rules.iter().any(|r| r == line))
+    }
+}
+
+/// One `iptables-save` of every table (one process, where a table at a time is three).
+fn save_all() -> Result<SavedAll> {
+    run_save(None, false).map(SavedAll)
+}
+
+/// Can the iptables tools work here (installed, and a nat table they can read)?
+pub fn usable() -> std::result::Result<(), String> {
+    match Command::new("iptables-save").args(["-t", "nat"]).stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("iptables-save -t nat: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("iptables-save: {e}")),
+    }
+}
+
+impl Firewall for Iptables {
+    fn setup_network(&self, net: &Network) -> Result<()> {
+        let saved = save_all()?;
+        let mut batch = Batch::default();
+        // Our chains: the shared ones are declared, which (even with --noflush) empties
+        // them before they are filled again; the DNAT chain holds the containers' ports,
+        // so it is only made when missing.
+        for (table, chain) in CHAINS {
+            if chain != NAT_DNAT || !saved.has_chain(table, chain) {
+                batch.push(table, format!(":{chain} - [0:0]"));
+            }
+        }
+        for (table, builtin, spec) in RETIRED {
+            if saved.has_rule(table, &format!("-A {builtin} {spec}")) {
+                batch.push(table, format!("-D {builtin} {spec}"));
+            }
+        }
+        for (table, builtin, spec, first) in HOOKS {
+            let line = format!("-A {builtin} {spec}");
+            if !saved.has_rule(table, &line) {
+                batch.push(table, if first { format!("-I {builtin} 1 {spec}") } else { line });
+            }
+        }
+        for rule in rules::shared(net) {
+            let (table, line) = append(&rule);
+            batch.push(table, line);
+        }
+        batch.apply("dockling's own chains, hooked from the built-in ones, and the network's shared rules")
+    }
+
+    fn teardown_network(&self, _net: &Network) -> Result<()> {
+        let saved = save_all()?;
+        let mut batch = Batch::default();
+        let hooks = HOOKS.iter().map(|(t, b, s, _)| (*t, *b, *s)).chain(RETIRED);
+        for (table, builtin, spec) in hooks {
+            if saved.has_rule(table, &format!("-A {builtin} {spec}")) {
+                batch.push(table, format!("-D {builtin} {spec}"));
+            }
+        }
+        for (table, chain) in CHAINS {
+            if saved.has_chain(table, chain) {
+                batch.push(table, format!("-F {chain}"));
+                batch.push(table, format!("-X {chain}"));
+            }
+        }
+        batch.apply("remove dockling's chains and the jumps into them")
+    }
+
+    fn publish(&self, ports: &[PortRule]) -> Result<()> {
+        let mut batch = Batch::default();
+        for p in ports {
+            let (table, line) = append(&Rule::Publish(p.clone()));
+            batch.push(table, line);
+        }
+        batch.apply("publish the ports: rewrite the destination to the container")
+    }
+
+    fn unpublish(&self, ports: &[PortRule]) -> Result<()> {
+        let lines: Vec<String> = ports.iter().map(|p| append(&Rule::Publish(p.clone())).1).collect();
+        let mut batch = Batch::default();
+        for line in &lines {
+            batch.push("nat", line.replacen("-A ", "-D ", 1));
+        }
+        if batch.apply("unpublish the ports").is_ok() {
+            return Ok(());
+        }
+        // Some rule was gone already (a crash, a second cleanup): remove what is left.
+        let saved = save("nat", false)?;
+        let mut left = Batch::default();
+        for line in lines.iter().filter(|l| saved.rules.contains(l)) {
+            left.push("nat", line.replacen("-A ", "-D ", 1));
+        }
+        left.apply("unpublish the ports that are left")
+    }
+
+    fn commands(&self, ports: &[PortRule]) -> Vec<String> {
+        ports.iter().map(|p| format!("iptables -t nat {}", append(&Rule::Publish(p.clone())).1)).collect()
+    }
+
+    fn counters(&self, ports: &[PortRule]) -> Result<Vec<CountedRule>> {
+        let saved = save("nat", true)?;
+        let mut out = Vec::new();
+        for p in ports {
+            let line = append(&Rule::Publish(p.clone())).1;
+            if let Some((packets, bytes, _)) = saved.counted.iter().find(|(_, _, l)| *l == line) {
+                let spec = line.trim_start_matches(&format!("-A {NAT_DNAT} ")).to_string();
+                out.push(CountedRule {
+                    table: "nat".into(),
+                    chain: NAT_DNAT.into(),
+                    spec,
+                    packets: *packets,
+                    bytes: *bytes,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Removes rules recorded as (table, chain, spec) strings; rules already gone are fine.
+pub fn remove_legacy(rules: &[(String, String, String)]) -> Result<()> {
+    for (table, chain, spec) in rules {
+        let cmd = format!("iptables -t {table} -D {chain} {spec}");
+        explain::step(&cmd, "unpublish the port");
+        let out = Command::new("iptables")
+            .args(["-w", "-t", table, "-D", chain])
+            .args(spec.split_whitespace())
+            .stdin(Stdio::null())
+            .output()
+            .context("running iptables")?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let missing =
+            ["does a matching rule exist", "No chain/target/match by that name", "Bad rule", "does not exist"]
+                .iter()
+                .any(|m| err.contains(m));
+        if !out.status.success() && !missing {
+            return Err(anyhow!("{cmd}: {}", err.trim()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::ipam::Subnet;
+    use crate::types::{PortMapping, Proto};
+
+    fn port(host_ip: [u8; 4]) -> PortRule {
+        PortRule {
+            owner: "0123456789ab".into(),
+            container_ip: "10.131.0.2".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+            port: PortMapping { host_ip: host_ip.into(), host_port: 8080, container_port: 80, proto: Proto::Tcp },
+        }
+    }
+
+    #[test]
+    fn port_rules_read_as_iptables_save_prints_them() {
+        let (table, line) = append(&Rule::Publish(port([0, 0, 0, 0])));
+        assert_eq!(table, "nat");
+        assert_eq!(
+            line,
+            "-A DOCKLING-DNAT -p tcp -m tcp --dport 8080 -m comment --comment dockling:0123456789ab \
+             -j DNAT --to-destination 10.131.0.2:80"
+        );
+        let (_, bound) = append(&Rule::Publish(port([127, 0, 0, 1])));
+        assert!(bound.starts_with("-A DOCKLING-DNAT -d 127.0.0.1/32 -p tcp "), "{bound}");
+    }
+
+    #[test]
+    fn a_batch_is_one_restore_input_and_one_shell_line() {
+        let net = Network { subnet: Subnet { base: [10, 131, 0, 0].into(), prefix: 24 }, bridge: "dockling0".into() };
+        let mut b = Batch::default();
+        for rule in rules::shared(&net) {
+            let (table, line) = append(&rule);
+            b.push(table, line);
+        }
+        let lines = b.lines();
+        assert_eq!(lines.first().map(String::as_str), Some("*raw"));
+        assert_eq!(lines.iter().filter(|l| *l == "COMMIT").count(), 3, "{lines:?}");
+        assert!(lines.contains(&"-A DOCKLING-FORWARD ! -i dockling0 -o dockling0 -j DROP".to_string()));
+        let forward: Vec<&String> = lines.iter().filter(|l| l.starts_with("-A DOCKLING-FORWARD")).collect();
+        assert!(forward.last().is_some_and(|l| l.ends_with("-j DROP")), "the drop comes last: {forward:?}");
+        assert!(lines.contains(&"-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE".to_string()));
+        let cmd = b.command();
+        assert!(cmd.starts_with("printf '%s\\n' '*raw' "), "{cmd}");
+        assert!(cmd.ends_with("'COMMIT' | iptables-restore --noflush -w"), "{cmd}");
+        assert!(!cmd.contains('\n'));
+    }
+}
