@@ -2,7 +2,10 @@
 //! hooked from the built-in ones, so they are easy to list and to remove.
 //!
 //! Shared (once per network): egress MASQUERADE, the localhost and hairpin masquerade,
-//! FORWARD accepts that survive a DROP policy, and the jumps into our DNAT chain.
+//! FORWARD accepts that survive a DROP policy, and the jumps into our DNAT chain; and,
+//! so that published ports are secure by default, two drops: nothing from the bridge to
+//! 127.0.0.0/8, and nothing from elsewhere into the bridge that is neither a published
+//! port nor a reply. Every rule names our bridge or sits in our own chains.
 //! Per container: one DNAT rule per published port, and nothing else.
 
 use std::net::Ipv4Addr;
@@ -16,6 +19,15 @@ use crate::types::PortMapping;
 pub const NAT_POSTROUTING: &str = "DOCKLING-POSTROUTING";
 pub const NAT_DNAT: &str = "DOCKLING-DNAT";
 pub const FILTER_FORWARD: &str = "DOCKLING-FORWARD";
+pub const RAW_PREROUTING: &str = "DOCKLING-PREROUTING";
+
+/// Our chains: (table, chain).
+const CHAINS: [(&str, &str); 4] =
+    [("raw", RAW_PREROUTING), ("nat", NAT_POSTROUTING), ("nat", NAT_DNAT), ("filter", FILTER_FORWARD)];
+
+/// Hooks an older dockling made, removed on sight (so `network prune` can delete the
+/// chain they jump to): PREROUTING once sent 127.0.0.0/8 into the DNAT chain too.
+const RETIRED: [(&str, &str, &str); 1] = [("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKLING-DNAT")];
 
 /// One rule: (table, chain, rule spec without `-A CHAIN`).
 pub type Rule = (String, String, String);
@@ -68,9 +80,45 @@ impl Iptables {
         res.map_err(Self::err(cmd))
     }
 
+    /// Removes the hooks in [`RETIRED`] that are still there.
+    fn remove_retired(&self) -> Result<()> {
+        for (table, chain, rule) in RETIRED {
+            while self.ipt.exists(table, chain, rule).unwrap_or(false) {
+                let cmd = format!("iptables -t {table} -D {chain} {rule}");
+                explain::step(&cmd, "a hook an older dockling made (it sent 127.0.0.0/8 to DNAT too)");
+                self.ipt.delete(table, chain, rule).map_err(Self::err(cmd))?;
+            }
+        }
+        Ok(())
+    }
+
     fn shared_rules(subnet: Subnet, bridge: &str) -> Vec<(&'static str, &'static str, String, bool, &'static str)> {
         let s = subnet.to_string();
         vec![
+            (
+                "raw",
+                "PREROUTING",
+                format!("-j {RAW_PREROUTING}"),
+                true,
+                "our drops come first, before conntrack and NAT see the packet",
+            ),
+            // route_localnet=1 on the bridge (for the host's 127.0.0.1 -> container DNAT)
+            // also lets a container (NET_RAW is a default capability) send a hand-made
+            // frame to the gateway's MAC addressed to 127.0.0.1, and a service the host
+            // binds to loopback answers (CVE-2020-8558). Dropped in raw, not in filter:
+            // raw sees the packet as it came off the wire, before conntrack and NAT. The
+            // replies to the host's own `curl 127.0.0.1:PORT` arrive addressed to the
+            // bridge's address (the localhost MASQUERADE below) and become 127.0.0.1 only
+            // later, in conntrack, so this stateless drop never meets them. The filter
+            // form (INPUT, `! --ctstate RELATED,ESTABLISHED,DNAT`) needs those exceptions,
+            // and lets the packet make a conntrack entry and be DNATed before it is judged.
+            (
+                "raw",
+                RAW_PREROUTING,
+                format!("-i {bridge} -d 127.0.0.0/8 -j DROP"),
+                false,
+                "no container reaches the host's 127.0.0.1 (route_localnet is on for the bridge)",
+            ),
             (
                 "nat",
                 "POSTROUTING",
@@ -81,9 +129,13 @@ impl Iptables {
             (
                 "nat",
                 "PREROUTING",
-                format!("-m addrtype --dst-type LOCAL -j {NAT_DNAT}"),
+                // 127.0.0.0/8 never arrives legitimately on an interface (the host's own
+                // come through OUTPUT); DNATed here it would slip past the kernel's
+                // martian check, which runs after PREROUTING, and reach a port
+                // published on 127.0.0.1 from a neighbour's hand-made frame.
+                format!("! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NAT_DNAT}"),
                 false,
-                "traffic from outside to a host address may be a published port",
+                "traffic from outside to a host address may be a published port (never to 127.0.0.0/8)",
             ),
             (
                 "nat",
@@ -135,19 +187,28 @@ impl Iptables {
                 false,
                 "published ports (DNATed) may come in",
             ),
+            // Last, after `-i bridge` (so container to container still passes when
+            // br_netfilter sends bridged frames through FORWARD): as Docker 28 does.
+            (
+                "filter",
+                FILTER_FORWARD,
+                format!("! -i {bridge} -o {bridge} -j DROP"),
+                false,
+                "nothing else from outside: a neighbour routing the subnet via this host reaches no unpublished port",
+            ),
         ]
     }
 }
 
 impl Firewall for Iptables {
     fn setup_network(&self, subnet: Subnet, bridge: &str) -> Result<()> {
-        self.ensure_chain("nat", NAT_POSTROUTING)?;
-        self.ensure_chain("nat", NAT_DNAT)?;
-        self.ensure_chain("filter", FILTER_FORWARD)?;
+        for (table, chain) in CHAINS {
+            self.ensure_chain(table, chain)?;
+        }
         for (table, chain, rule, first, why) in Self::shared_rules(subnet, bridge) {
             self.ensure_rule(table, chain, &rule, first, why)?;
         }
-        Ok(())
+        self.remove_retired()
     }
 
     fn port_rules(&self, ip: Ipv4Addr, p: &PortMapping, owner: &str) -> Vec<Rule> {
@@ -190,7 +251,8 @@ impl Firewall for Iptables {
                     .map_err(Self::err(format!("iptables -t {table} -D {chain} {rule}")))?;
             }
         }
-        for (table, chain) in [("nat", NAT_POSTROUTING), ("nat", NAT_DNAT), ("filter", FILTER_FORWARD)] {
+        self.remove_retired()?;
+        for (table, chain) in CHAINS {
             if self.ipt.chain_exists(table, chain).unwrap_or(false) {
                 explain::step(
                     &format!("iptables -t {table} -F {chain} && iptables -t {table} -X {chain}"),
@@ -254,4 +316,23 @@ pub fn owned_rules_with_counters(owner: &str) -> Result<Vec<CountedRule>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forward_drop_comes_after_every_accept_and_names_our_bridge() {
+        let subnet = Subnet::parse("10.131.0.0/24").unwrap();
+        let rules = Iptables::shared_rules(subnet, "dockling0");
+        let forward: Vec<&str> = rules.iter().filter(|r| r.1 == FILTER_FORWARD).map(|r| r.2.as_str()).collect();
+        assert_eq!(forward.last(), Some(&"! -i dockling0 -o dockling0 -j DROP"), "{forward:?}");
+        assert!(forward.contains(&"-i dockling0 -j ACCEPT"), "container to container passes first: {forward:?}");
+        let raw: Vec<_> = rules.iter().filter(|r| r.0 == "raw").collect();
+        assert!(raw.iter().any(|r| r.1 == "PREROUTING" && r.3), "raw hook inserted first: {raw:?}");
+        assert!(raw.iter().any(|r| r.2 == "-i dockling0 -d 127.0.0.0/8 -j DROP"), "{raw:?}");
+        // Every drop is scoped to our bridge.
+        assert!(rules.iter().filter(|r| r.2.ends_with("DROP")).all(|r| r.2.contains("-i dockling0")));
+    }
 }
