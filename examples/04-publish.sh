@@ -6,7 +6,7 @@
 # for one of its own addresses on the published port: DNAT to container:port
 # (step 6 of the netns tutorial). dockling puts that rule in its chain
 # DOCKLING-DNAT, which is entered from
-#   PREROUTING  packets from other machines (and from containers),
+#   PREROUTING  packets from other machines (and from containers), never to 127.0.0.0/8,
 #   OUTPUT      packets the host sends itself, 127.0.0.1 included.
 # There is no proxy process: the kernel rewrites the packets, so the server sees
 # the client's real address.

@@ -163,7 +163,7 @@ fn example_04_publish() {
         &o,
         &[
             "-j DNAT --to-destination 10.131.0.2:8000",
-            "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
+            "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
             "-A OUTPUT -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
             "$ fetch http://127.0.0.1:8080/\nhello from demo-web",
             &format!("$ fetch http://{HOST_IP}:8080/\nhello from demo-web"),

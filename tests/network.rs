@@ -431,7 +431,9 @@ fn shared_rules_are_set_up_once_and_pruned_when_unused() {
     for shared in [
         "-A POSTROUTING -j DOCKLING-POSTROUTING",
         "-A FORWARD -j DOCKLING-FORWARD",
-        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
+        "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
+        "-A PREROUTING -j DOCKLING-PREROUTING",
+        "-A DOCKLING-FORWARD ! -i dockling0 -o dockling0 -j DROP",
         "-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE",
     ] {
         let n = rules.lines().filter(|l| l.trim() == shared).count();
