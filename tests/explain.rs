@@ -11,8 +11,16 @@ fn network_lines(transcript: &str) -> Vec<String> {
     transcript
         .lines()
         .map(|l| l.split("  # ").next().unwrap_or("").trim().to_string())
-        .filter(|l| ["ip ", "iptables ", "sysctl ", "nft "].iter().any(|p| l.starts_with(p)))
+        .filter(|l| ["ip ", "iptables ", "sysctl ", "nft ", "printf "].iter().any(|p| l.starts_with(p)))
         .collect()
+}
+
+/// How the firewall driver under test prints a published port.
+fn publish_line() -> &'static str {
+    match firewall_driver() {
+        "nftables" => "add rule ip dockling published tcp dport 8080 counter dnat to ",
+        _ => "-A DOCKLING-DNAT -p tcp -m tcp --dport 8080 -m comment --comment \"dockling:",
+    }
 }
 
 #[test]
@@ -40,7 +48,7 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
     for expected in [
         "ip link add dockling0 type bridge",
         "type veth peer name eth0 netns web",
-        "iptables -t nat -A DOCKLING-DNAT",
+        publish_line(),
         "nft 'add table bridge dockling; ",
         "nft 'add chain bridge dockling port-",
         "sysctl -w net.ipv4.ip_forward=1",
@@ -122,7 +130,7 @@ fn inspect_shows_namespaces_veth_addresses_and_rule_counters() {
         let out = sim.dockling_ok(&["inspect", "--rules", "web"]);
         let row = out
             .lines()
-            .find(|l| l.contains("DNAT") && l.contains("8080"))
+            .find(|l| (l.contains("DNAT") || l.contains("dnat to")) && l.contains("8080"))
             .unwrap_or_else(|| panic!("no DNAT rule listed:\n{out}"))
             .to_string();
         row.split_whitespace()

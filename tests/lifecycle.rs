@@ -376,7 +376,7 @@ fn monitor_and_container_both_killed_shows_exited_and_rm_cleans() {
     let mut why = String::new();
     let clean = wait_until(WAIT, || {
         why.clear();
-        let rules = sim.iptables_save();
+        let rules = sim.firewall_rules();
         for l in rules.lines().filter(|l| mentions_ip(l, &ip)) {
             why.push_str(&format!("rule mentions {ip}: {l}\n"));
         }

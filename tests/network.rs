@@ -55,7 +55,7 @@ fn assert_network_gone(sim: &SimHost, what: &str, name: &str, ip: &str, port: u1
     let mut why = String::new();
     let ok = wait_until(WAIT, || {
         why.clear();
-        let rules = sim.iptables_save();
+        let rules = sim.firewall_rules();
         for l in rules.lines().filter(|l| !l.starts_with('#') && mentions_ip(l, ip)) {
             why.push_str(&format!("iptables rule mentions {ip}: {l}\n"));
         }
@@ -82,8 +82,9 @@ fn assert_network_present(sim: &SimHost, name: &str, id: &str, ip: &str, port: u
     assert!(links.contains(BRIDGE), "expected bridge {BRIDGE}; links: {links:?}");
     let ns = sim.netns_names();
     assert!(ns.contains(name), "expected netns name {name}; ip netns: {ns:?}");
-    let rules = sim.iptables_save();
-    assert!(rules.lines().any(|l| l.contains("DNAT") && mentions_ip(l, ip)), "expected a DNAT rule to {ip}:\n{rules}");
+    let rules = sim.firewall_rules();
+    let dnat = |l: &str| l.contains("DNAT") || l.contains("dnat to");
+    assert!(rules.lines().any(|l| dnat(l) && mentions_ip(l, ip)), "expected a DNAT rule to {ip}:\n{rules}");
     assert!(!rules_mentioning_port(&rules, port).is_empty(), "expected rules for port {port}:\n{rules}");
     let gw = sim.inspect(name).path("NetworkSettings.Gateway").as_str().unwrap_or("").to_string();
     assert_eq!(gw, GATEWAY);
@@ -427,16 +428,26 @@ fn shared_rules_are_set_up_once_and_pruned_when_unused() {
     sim.run_d(&["--name", &a, "-p", "8081:80", "busybox", "sleep", "300"]);
     sim.run_d(&["--name", &b, "-p", "8082:80", "busybox", "sleep", "300"]);
     assert_eq!(sim.sh_ok("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
-    let rules = sim.iptables_save();
-    for shared in [
-        "-A POSTROUTING -j DOCKLING-POSTROUTING",
-        "-A FORWARD -j DOCKLING-FORWARD",
-        "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
-        "-A PREROUTING -j DOCKLING-PREROUTING",
-        "-A DOCKLING-FORWARD ! -i dockling0 -o dockling0 -j DROP",
-        "-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE",
-    ] {
-        let n = rules.lines().filter(|l| l.trim() == shared).count();
+    let rules = sim.firewall_rules();
+    let expected: &[&str] = match firewall_driver() {
+        "nftables" => &[
+            "ip daddr != 127.0.0.0/8 fib daddr type local jump published",
+            "fib daddr type local jump published",
+            "iifname \"dockling0\" ip daddr 127.0.0.0/8 drop",
+            "iifname != \"dockling0\" oifname \"dockling0\" drop",
+            "ip saddr 10.131.0.0/24 oifname != \"dockling0\" masquerade",
+        ],
+        _ => &[
+            "-A POSTROUTING -j DOCKLING-POSTROUTING",
+            "-A FORWARD -j DOCKLING-FORWARD",
+            "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKLING-DNAT",
+            "-A PREROUTING -j DOCKLING-PREROUTING",
+            "-A DOCKLING-FORWARD ! -i dockling0 -o dockling0 -j DROP",
+            "-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE",
+        ],
+    };
+    for shared in expected {
+        let n = rules.lines().filter(|l| l.trim() == *shared).count();
         assert_eq!(n, 1, "{shared:?} appears {n} times:\n{rules}");
     }
     // Prune refuses while containers use the network.
@@ -447,8 +458,9 @@ fn shared_rules_are_set_up_once_and_pruned_when_unused() {
     let o = sim.dockling_ok(&["network", "prune"]);
     assert!(o.contains(BRIDGE), "{o}");
     assert!(!sim.links().contains(BRIDGE), "bridge left after prune");
-    let rules = sim.iptables_save();
+    let rules = sim.firewall_rules();
     assert!(!rules.contains("DOCKLING"), "chains left after prune:\n{rules}");
+    assert!(!rules.contains("table ip dockling"), "nftables table left after prune:\n{rules}");
     let fwd = sim.sh_ok("cat /proc/sys/net/ipv4/ip_forward");
     assert_eq!(fwd.trim(), "0", "prune puts ip_forward back as it was");
     let again = sim.dockling_ok(&["network", "prune"]);
@@ -496,8 +508,8 @@ fn a_port_held_by_a_container_whose_monitor_died_is_freed_by_the_next_run() {
     let cmd = httpd_cmd("second");
     sim.run_d(&["--name", &b, "-p", "5001:80", "busybox", "sh", "-c", &cmd]);
     sim.wait_http(true, &format!("http://{HOST_IP}:5001/"), "second");
-    let dnat = sim.iptables_save().lines().filter(|l| l.contains("--dport 5001")).count();
-    assert_eq!(dnat, 1, "exactly one DNAT rule for the port:\n{}", sim.iptables_save());
+    let dnat = sim.firewall_rules().lines().filter(|l| l.contains("dport 5001 ")).count();
+    assert_eq!(dnat, 1, "exactly one DNAT rule for the port:\n{}", sim.firewall_rules());
     sim.finish();
 }
 
@@ -521,7 +533,7 @@ fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
     sim.dockling_ok(&["stop", "-t", "1", &first]);
     // The name and the rules are gone; the veth lives on with the netns, but switched off.
     assert!(!sim.netns_names().contains(&first), "the netns name must go with the container");
-    let rules = sim.iptables_save();
+    let rules = sim.firewall_rules();
     assert!(!rules.lines().any(|l| mentions_ip(l, &ip)), "no rule may name {ip} after stop:\n{rules}");
     let link = sim.sh_ok(&format!("ip -o link show dev {veth}"));
     let flags = link.split(['<', '>']).nth(1).unwrap_or_default();
@@ -561,7 +573,7 @@ fn rm_f_racing_a_starting_run_leaves_no_rule_behind() {
         assert!(removed, "rm -f {name} never succeeded");
         let _ = run.wait_timeout(Duration::from_secs(30));
         let _ = sim.dockling(&["rm", "-f", &name]);
-        let rules = sim.iptables_save();
+        let rules = sim.firewall_rules();
         let left = rules_mentioning_port(&rules, 5000);
         assert!(left.is_empty(), "round {i}: rules left after rm -f of a starting container:\n{}", left.join("\n"));
     }
@@ -589,13 +601,13 @@ fn init_failing_while_the_network_is_wired_reports_its_own_error_and_leaves_noth
         assert!(o.stderr.contains("in the container"), "init's own reason, not a broken pipe: {o}");
         let gone = wait_until(WAIT, || {
             sim.dockling_ok(&["ps", "-aq"]).trim().is_empty()
-                && rules_mentioning_port(&sim.iptables_save(), 8080).is_empty()
+                && rules_mentioning_port(&sim.firewall_rules(), 8080).is_empty()
         });
         assert!(
             gone,
             "a failed run must leave no container and no rule: {}\n{}",
             sim.dockling_ok(&["ps", "-a"]),
-            sim.iptables_save()
+            sim.firewall_rules()
         );
     }
     sim.finish();

@@ -142,8 +142,21 @@ fn host_listener(sim: &SimHost, ip: &str, port: u16) -> Proc {
     p
 }
 
-/// Deletes every DROP rule of one of dockling's chains by hand (the positive controls).
-fn delete_drops(sim: &SimHost, table: &str, chain: &str) {
+/// Deletes every DROP rule of one of dockling's chains by hand (the positive controls):
+/// `stage` is "raw" (the loopback drop) or "forward" (the unpublished-port drop), in
+/// whichever driver's rules the test runs with.
+fn delete_drops(sim: &SimHost, stage: &str) {
+    if firewall_driver() == "nftables" {
+        let rules = sim.sh_ok(&format!("nft -a list chain ip dockling {stage}"));
+        let handles: Vec<&str> =
+            rules.lines().filter(|l| l.contains(" drop # handle ")).filter_map(|l| l.split(" # handle ").nth(1)).collect();
+        assert!(!handles.is_empty(), "no drop rule in chain {stage}:\n{rules}");
+        for h in handles {
+            sim.sh_ok(&format!("nft delete rule ip dockling {stage} handle {}", h.trim()));
+        }
+        return;
+    }
+    let (table, chain) = if stage == "raw" { ("raw", "DOCKLING-PREROUTING") } else { ("filter", "DOCKLING-FORWARD") };
     let rules = sim.sh_ok(&format!("iptables -t {table} -S {chain}"));
     let drops: Vec<&str> = rules.lines().filter(|l| l.ends_with("-j DROP")).collect();
     assert!(!drops.is_empty(), "no DROP rule in {table} {chain}:\n{rules}");
@@ -176,7 +189,7 @@ fn a_container_cannot_reach_services_on_the_hosts_loopback() {
 
     // Positive control: with dockling's raw DROP gone, the same probe reaches the host's
     // loopback-only service (the hole is real, and the probe sees it).
-    delete_drops(&sim, "raw", "DOCKLING-PREROUTING");
+    delete_drops(&sim, "raw");
     let got = probe_from_container(&sim, &p, &gw_mac, &["127.0.0.1:7001", &marker]);
     assert_eq!(got.get("127.0.0.1:7001").map(String::as_str), Some("synack"), "control: {got:?}");
     sim.finish();
@@ -213,7 +226,7 @@ fn a_neighbour_routing_the_subnet_reaches_only_published_ports() {
         assert!(!o.ok(), "the world reached {ip}:{port} by routing through the host:\n{o}\n{}", sim.dump());
     }
     // Positive control: with dockling's DROP gone, the same route reaches the port.
-    delete_drops(&sim, "filter", "DOCKLING-FORWARD");
+    delete_drops(&sim, "forward");
     sim.wait_http(true, &format!("http://{ip}:81/"), "web");
     sim.finish();
 }
@@ -329,7 +342,7 @@ iptables -t raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP
 
 /// The lines of `iptables-save` that belong to Docker (its chains and the jumps to them).
 fn docker_lines(sim: &SimHost) -> Vec<String> {
-    normalize_rules(&sim.iptables_save())
+    normalize_rules(&sim.firewall_rules())
         .into_iter()
         .filter(|l| l.contains("DOCKER") || l.contains("docker0"))
         .collect()
@@ -340,7 +353,7 @@ fn dockling_works_beside_docker_and_leaves_its_rules_alone() {
     let sim = SimHost::new("docker-host");
     sim.image("busybox");
     sim.sh_ok(DOCKER_RULES);
-    let before = normalize_rules(&sim.iptables_save());
+    let before = normalize_rules(&sim.firewall_rules());
     let docker_before = docker_lines(&sim);
     assert!(docker_before.len() > 20, "{docker_before:#?}");
     let peer = sim.write_file("peer_server.py", PEER_SERVER_PY);
@@ -356,11 +369,11 @@ fn dockling_works_beside_docker_and_leaves_its_rules_alone() {
     let o = sim.dockling(&["run", "--rm", "busybox", "sh", "-c", &get]);
     assert!(o.ok() && o.stdout.contains(&format!("peer={HOST_IP}")), "egress beside Docker's chains:\n{o}");
     assert_eq!(docker_lines(&sim), docker_before, "dockling changed Docker's rules while running");
-    assert!(sim.iptables_save().contains(":FORWARD DROP"), "FORWARD's policy is theirs to keep");
+    assert!(sim.firewall_rules().contains(":FORWARD DROP"), "FORWARD's policy is theirs to keep");
 
     sim.dockling_ok(&["rm", "-f", &web]);
     sim.dockling_ok(&["network", "prune"]);
-    let after = normalize_rules(&sim.iptables_save());
+    let after = normalize_rules(&sim.firewall_rules());
     assert_eq!(after, before, "after rm and prune, the rules must be exactly as before dockling");
     sim.finish();
 }

@@ -6,6 +6,7 @@
 # the default root filesystems, then runs the gates (cargo fmt --check, cargo clippy
 # -D warnings) and `cargo test --release`. ARGS are passed
 # to the test binaries (after `--`), e.g. `tests/run.sh network` or `--nocapture`.
+# The network tests run twice: with the iptables firewall driver, then with nftables.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -49,3 +50,7 @@ cargo clippy --all-targets -- -D warnings
 bash scripts/build.sh
 bash rootfs/build.sh busybox python
 cargo test --release -- --test-threads=4 "$@"
+# The network tests again with the other firewall driver (the run above used the
+# default, iptables): both drivers must give the same network.
+DOCKLING_FIREWALL_DRIVER=nftables cargo test --release --test network --test port_security \
+    --test spoofing --test explain --test lifecycle -- --test-threads=4 "$@"

@@ -28,7 +28,7 @@ mod text;
 #[allow(unused_imports)]
 pub use self::{
     json::Json,
-    paths::{bin, image_dir, manifest_dir, python},
+    paths::{bin, firewall_driver, image_dir, manifest_dir, python},
     peer_server::PEER_SERVER_PY,
     process::{poll, run_cmd, wait_until, Out, Proc, CMD_TIMEOUT, WAIT},
     real_host::{cgroups_named_after, children_of, netns_in_use},

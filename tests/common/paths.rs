@@ -35,3 +35,12 @@ pub(super) fn search_path() -> String {
         _ => SEARCH_PATH.to_string(),
     }
 }
+
+/// The firewall driver the tests run dockling with (`DOCKLING_FIREWALL_DRIVER`, which
+/// every dockling command inherits; tests/run.sh runs the network tests with both).
+pub fn firewall_driver() -> &'static str {
+    match std::env::var("DOCKLING_FIREWALL_DRIVER").as_deref() {
+        Ok("nftables") | Ok("nft") => "nftables",
+        _ => "iptables",
+    }
+}

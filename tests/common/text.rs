@@ -27,8 +27,8 @@ pub fn mentions_ip(text: &str, ip: &str) -> bool {
     false
 }
 
-/// Lines of `iptables-save` output that mention a port number as a port
-/// (`--dport N`, `--sport N`, `:N` at the end of an address, `--to-ports N`).
+/// Lines of `iptables-save` (or `nft list`) output that mention a port number as a port
+/// (`--dport N`, `--sport N`, `dport N`, `:N` at the end of an address, `--to-ports N`).
 pub fn rules_mentioning_port(rules: &str, port: u16) -> Vec<String> {
     let p = port.to_string();
     rules
@@ -38,7 +38,7 @@ pub fn rules_mentioning_port(rules: &str, port: u16) -> Vec<String> {
             let toks: Vec<&str> = l.split_whitespace().collect();
             toks.iter().enumerate().any(|(i, t)| {
                 let prev = if i > 0 { toks[i - 1] } else { "" };
-                (matches!(prev, "--dport" | "--sport" | "--to-ports" | "--dports" | "--sports")
+                (matches!(prev, "--dport" | "--sport" | "--to-ports" | "--dports" | "--sports" | "dport" | "sport")
                     && t.split([',', '-', ':']).any(|x| x == p))
                     || t.rsplit_once(':').map(|(a, b)| !a.is_empty() && b == p).unwrap_or(false)
             })

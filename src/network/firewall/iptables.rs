@@ -69,7 +69,7 @@ pub fn spec(rule: &Rule) -> String {
         Rule::Publish(p) => {
             let dest = bound_address(p).map(|a| format!("-d {a}/32 ")).unwrap_or_default();
             format!(
-                "{dest}-p {proto} -m {proto} --dport {hp} -m comment --comment {tag} -j DNAT --to-destination {ip}:{cp}",
+                "{dest}-p {proto} -m {proto} --dport {hp} -m comment --comment \"{tag}\" -j DNAT --to-destination {ip}:{cp}",
                 proto = p.port.proto.as_str(),
                 hp = p.port.host_port,
                 tag = rules::owner_tag(&p.owner),
@@ -151,6 +151,8 @@ impl Batch {
 /// What `iptables-save` shows of one table: its chains and its rules (`-A ...` lines).
 struct Saved {
     chains: Vec<String>,
+    /// Built-in chains with their policy: "FORWARD DROP".
+    policies: Vec<String>,
     rules: Vec<String>,
     /// The rules with their counters: (packets, bytes, `-A ...`), when read with `-c`.
     counted: Vec<(u64, u64, String)>,
@@ -178,12 +180,17 @@ fn parse_save(text: &str) -> Vec<(String, Saved)> {
     let mut tables: Vec<(String, Saved)> = Vec::new();
     for line in text.lines() {
         if let Some(table) = line.strip_prefix('*') {
-            tables.push((table.to_string(), Saved { chains: Vec::new(), rules: Vec::new(), counted: Vec::new() }));
+            tables.push((table.to_string(), Saved { chains: Vec::new(), policies: Vec::new(), rules: Vec::new(), counted: Vec::new() }));
             continue;
         }
         let Some((_, saved)) = tables.last_mut() else { continue };
         if let Some(chain) = line.strip_prefix(':') {
-            saved.chains.push(chain.split(' ').next().unwrap_or_default().to_string());
+            let mut words = chain.split(' ');
+            let name = words.next().unwrap_or_default();
+            if let Some(policy) = words.next().filter(|p| *p != "-") {
+                saved.policies.push(format!("{name} {policy}"));
+            }
+            saved.chains.push(name.to_string());
         } else if line.starts_with("-A ") {
             saved.rules.push(line.to_string());
         } else if let Some(rest) = line.strip_prefix('[') {
@@ -199,7 +206,7 @@ fn parse_save(text: &str) -> Vec<(String, Saved)> {
 
 fn save(table: &str, counters: bool) -> Result<Saved> {
     let found = run_save(Some(table), counters)?.into_iter().find(|(t, _)| t == table).map(|(_, s)| s);
-    Ok(found.unwrap_or(Saved { chains: Vec::new(), rules: Vec::new(), counted: Vec::new() }))
+    Ok(found.unwrap_or(Saved { chains: Vec::new(), policies: Vec::new(), rules: Vec::new(), counted: Vec::new() }))
 }
 
 /// The tables we touch, as they are now.
@@ -233,32 +240,7 @@ pub fn usable() -> std::result::Result<(), String> {
 
 impl Firewall for Iptables {
     fn setup_network(&self, net: &Network) -> Result<()> {
-        let saved = save_all()?;
-        let mut batch = Batch::default();
-        // Our chains: the shared ones are declared, which (even with --noflush) empties
-        // them before they are filled again; the DNAT chain holds the containers' ports,
-        // so it is only made when missing.
-        for (table, chain) in CHAINS {
-            if chain != NAT_DNAT || !saved.has_chain(table, chain) {
-                batch.push(table, format!(":{chain} - [0:0]"));
-            }
-        }
-        for (table, builtin, spec) in RETIRED {
-            if saved.has_rule(table, &format!("-A {builtin} {spec}")) {
-                batch.push(table, format!("-D {builtin} {spec}"));
-            }
-        }
-        for (table, builtin, spec, first) in HOOKS {
-            let line = format!("-A {builtin} {spec}");
-            if !saved.has_rule(table, &line) {
-                batch.push(table, if first { format!("-I {builtin} 1 {spec}") } else { line });
-            }
-        }
-        for rule in rules::shared(net) {
-            let (table, line) = append(&rule);
-            batch.push(table, line);
-        }
-        batch.apply("dockling's own chains, hooked from the built-in ones, and the network's shared rules")
+        setup(net, |_| true)
     }
 
     fn teardown_network(&self, _net: &Network) -> Result<()> {
@@ -330,6 +312,62 @@ impl Firewall for Iptables {
     }
 }
 
+/// Makes our chains, hooks and shared rules of the tables `wanted` picks (all of them
+/// for this driver; only `filter` for the nftables driver's FORWARD accepts).
+fn setup(net: &Network, wanted: impl Fn(&str) -> bool) -> Result<()> {
+    let saved = save_all()?;
+    let mut batch = Batch::default();
+    // Our chains: the shared ones are declared, which (even with --noflush) empties
+    // them before they are filled again; the DNAT chain holds the containers' ports,
+    // so it is only made when missing.
+    for (table, chain) in CHAINS.into_iter().filter(|(t, _)| wanted(t)) {
+        if chain != NAT_DNAT || !saved.has_chain(table, chain) {
+            batch.push(table, format!(":{chain} - [0:0]"));
+        }
+    }
+    for (table, builtin, spec) in RETIRED.into_iter().filter(|(t, _, _)| wanted(t)) {
+        if saved.has_rule(table, &format!("-A {builtin} {spec}")) {
+            batch.push(table, format!("-D {builtin} {spec}"));
+        }
+    }
+    for (table, builtin, spec, first) in HOOKS.into_iter().filter(|(t, _, _, _)| wanted(t)) {
+        let line = format!("-A {builtin} {spec}");
+        if !saved.has_rule(table, &line) {
+            batch.push(table, if first { format!("-I {builtin} 1 {spec}") } else { line });
+        }
+    }
+    for rule in rules::shared(net) {
+        let (table, line) = append(&rule);
+        if wanted(table) {
+            batch.push(table, line);
+        }
+    }
+    batch.apply("dockling's own chains, hooked from the built-in ones, and the network's shared rules")
+}
+
+/// A packet must pass every table at a hook: when the host's iptables FORWARD policy is
+/// DROP (Docker's, or a hardened host's), what the nftables table accepts is dropped
+/// there anyway. Then the nftables driver puts the same FORWARD accepts (and drop) in
+/// iptables too, in our own chain, as the iptables driver does.
+pub fn forward_policy_drops() -> bool {
+    run_save(Some("filter"), false).is_ok_and(|tables| {
+        tables.iter().any(|(t, s)| t == "filter" && s.policies.iter().any(|p| p == "FORWARD DROP"))
+    })
+}
+
+/// The FORWARD accepts alone, for the nftables driver on such a host.
+pub fn setup_forward(net: &Network) -> Result<()> {
+    setup(net, |t| t == "filter")
+}
+
+/// Removes whatever of ours is in iptables; nothing to do when iptables is not installed.
+pub fn teardown_if_any(net: &Network) -> Result<()> {
+    if usable().is_err() {
+        return Ok(());
+    }
+    Iptables.teardown_network(net)
+}
+
 /// Removes rules recorded as (table, chain, spec) strings; rules already gone are fine.
 pub fn remove_legacy(rules: &[(String, String, String)]) -> Result<()> {
     for (table, chain, spec) in rules {
@@ -373,7 +411,7 @@ mod tests {
         assert_eq!(table, "nat");
         assert_eq!(
             line,
-            "-A DOCKLING-DNAT -p tcp -m tcp --dport 8080 -m comment --comment dockling:0123456789ab \
+            "-A DOCKLING-DNAT -p tcp -m tcp --dport 8080 -m comment --comment \"dockling:0123456789ab\" \
              -j DNAT --to-destination 10.131.0.2:80"
         );
         let (_, bound) = append(&Rule::Publish(port([127, 0, 0, 1])));

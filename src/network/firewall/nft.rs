@@ -4,8 +4,9 @@
 //! `--explain` prints the same change as the `nft` command a person would type.
 //!
 //! It coexists with iptables-nft and other nftables users: their tables are theirs, ours
-//! is ours. (A packet must pass every table's chains at a hook: an iptables FORWARD
-//! policy of DROP still drops what this table accepts; see docs/how-it-works.md.)
+//! is ours. A packet must pass every table's chains at a hook, so on a host whose
+//! iptables FORWARD policy is DROP the same FORWARD accepts also go into iptables, in
+//! dockling's own chain ([`iptables::forward_policy_drops`]).
 
 use anyhow::{anyhow, Result};
 use nlink::netlink::nftables::expr::RuleExpr;
@@ -16,7 +17,7 @@ use nlink::netlink::nftables::{
 use nlink::netlink::types::route::RouteType;
 
 use super::rules::{self, bound_address, port_comment, Network, Rule, Stage, LOOPBACK};
-use super::{CountedRule, Firewall};
+use super::{iptables, CountedRule, Firewall};
 use crate::explain;
 use crate::network::nftables;
 use crate::types::{PortRule, Proto};
@@ -24,7 +25,7 @@ use crate::types::{PortRule, Proto};
 pub const TABLE: &str = "dockling";
 const FAMILY: Family = Family::Ip;
 /// The regular chain holding the published ports, reached from `prerouting` and `output`.
-const DNAT: &str = "dnat";
+const DNAT: &str = "published";
 
 pub struct Nftables;
 
@@ -39,7 +40,7 @@ fn base_chains() -> Vec<(&'static str, &'static str, BaseChain)> {
         ),
         (
             "output",
-            "type nat hook output priority dstnat; policy accept;",
+            "type nat hook output priority -100; policy accept;",
             policy(BaseChain::nat(NatHook::Output, Priority::DstNat)),
         ),
         (
@@ -206,6 +207,9 @@ impl Firewall for Nftables {
             rules.push(r);
         }
         explain::step(&script(&text), "dockling's own nftables table: its chains and the network's shared rules");
+        if iptables::forward_policy_drops() {
+            iptables::setup_forward(net)?;
+        }
         let exists = nftables::table_exists(FAMILY, TABLE)?;
         nftables::commit(|mut tx| {
             if !exists {
@@ -224,7 +228,8 @@ impl Firewall for Nftables {
         })
     }
 
-    fn teardown_network(&self, _net: &Network) -> Result<()> {
+    fn teardown_network(&self, net: &Network) -> Result<()> {
+        iptables::teardown_if_any(net)?;
         if !nftables::table_exists(FAMILY, TABLE)? {
             return Ok(());
         }
@@ -272,7 +277,7 @@ impl Firewall for Nftables {
             if let Some(rule) = listed.iter().find(|r| r.comment.as_deref() == Some(comment.as_str())) {
                 let (packets, bytes) = rule.counter.unwrap_or((0, 0));
                 let spec = render(&Rule::Publish(p.clone())).0;
-                out.push(CountedRule { table: format!("ip {TABLE}"), chain: DNAT.into(), spec, packets, bytes });
+                out.push(CountedRule { table: TABLE.to_string(), chain: DNAT.into(), spec, packets, bytes });
             }
         }
         Ok(out)

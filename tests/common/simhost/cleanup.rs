@@ -73,7 +73,7 @@ impl SimHost {
             if !ns.is_empty() {
                 why.push_str(&format!("netns names left: {ns:?}\n"));
             }
-            let rules = self.iptables_save();
+            let rules = self.firewall_rules();
             for l in rules.lines().filter(|l| !l.starts_with('#')) {
                 if l.contains("DOCKLING") || l.contains("10.131.") || l.contains(BRIDGE) {
                     why.push_str(&format!("iptables rule left: {l}\n"));
@@ -81,7 +81,7 @@ impl SimHost {
             }
             for l in self.bridge_rules().lines() {
                 if l.contains("dockling") || l.contains("veth") || l.contains("10.131.") {
-                    why.push_str(&format!("nft bridge rule left: {}\n", l.trim()));
+                    why.push_str(&format!("nft rule left: {}\n", l.trim()));
                 }
             }
             for m in self.mounts_under_root() {

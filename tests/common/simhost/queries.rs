@@ -81,17 +81,22 @@ impl SimHost {
         ip
     }
 
-    /// `iptables-save` in the sim host (all tables).
-    pub fn iptables_save(&self) -> String {
-        let o = self.sh("iptables-save");
-        assert!(o.ok(), "iptables-save failed:\n{o}");
+    /// The sim host's firewall rules, whichever driver made them: `iptables-save` (all
+    /// tables), then dockling's nftables table when it exists.
+    pub fn firewall_rules(&self) -> String {
+        let o = self.sh(
+            "iptables-save && if nft list table ip dockling >/dev/null 2>&1; then nft -s list table ip dockling; fi",
+        );
+        assert!(o.ok(), "iptables-save / nft list failed:\n{o}");
         o.stdout
     }
 
     /// Bridge-family nftables rules in the sim host (dockling's port filters; ebtables-nft
-    /// rules show here too), without counters; empty when nft is not installed.
+    /// rules show here too), then dockling's `ip dockling` table when it exists, without
+    /// counters; empty when nft is not installed.
     pub fn bridge_rules(&self) -> String {
-        let o = self.sh("if command -v nft >/dev/null; then nft -s list ruleset bridge; fi");
+        let o = self.sh("if command -v nft >/dev/null; then nft -s list ruleset bridge; \
+             if nft list table ip dockling >/dev/null 2>&1; then nft -s list table ip dockling; fi; fi");
         assert!(o.ok(), "nft list ruleset bridge failed:\n{o}");
         o.stdout
     }

@@ -53,7 +53,7 @@ impl SimHost {
             containers: self.ps_ids().into_iter().collect(),
             links: self.links(),
             netns: self.netns_names(),
-            rules: normalize_rules(&self.iptables_save()),
+            rules: normalize_rules(&self.firewall_rules()),
             bridge_rules: self.bridge_rules().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
             dirs: list_dirs(&self.tmp),
         }
