@@ -612,3 +612,38 @@ fn init_failing_while_the_network_is_wired_reports_its_own_error_and_leaves_noth
     }
     sim.finish();
 }
+
+/// The network's firewall driver is fixed while it has rules: a run asking for the other
+/// one is refused (125, one line, nothing made); after `network prune` the other one
+/// takes over and publishes ports in its own rules.
+#[test]
+fn the_firewall_driver_is_fixed_until_the_network_is_pruned() {
+    let sim = SimHost::new("fwdriver");
+    sim.image("busybox");
+    let this = firewall_driver();
+    let other = if this == "nftables" { "iptables" } else { "nftables" };
+    let a = sim.cname("a");
+    sim.run_d(&["--name", &a, "-p", "8085:80", "busybox", "sh", "-c", &httpd_cmd("first")]);
+    assert_eq!(sim.inspect(&a).path("NetworkSettings.FirewallDriver").as_str(), Some(this));
+    sim.wait_http(true, &format!("http://{HOST_IP}:8085/"), "first");
+
+    let b = sim.cname("b");
+    let o = sim.dockling(&["--firewall-driver", other, "run", "-d", "--name", &b, "-p", "8086:80", "busybox", "true"]);
+    assert_eq!(o.code(), Some(125), "{o}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line:\n{o}");
+    assert!(o.stderr.contains("network prune"), "{o}");
+    assert!(!sim.dockling_ok(&["ps", "-a"]).contains(&b), "nothing made for {b}");
+    assert!(rules_mentioning_port(&sim.firewall_rules(), 8086).is_empty(), "no rule for 8086");
+
+    sim.dockling_ok(&["rm", "-f", &a]);
+    sim.dockling_ok(&["network", "prune"]);
+    sim.run_d(&["--firewall-driver", other, "--name", &b, "-p", "8086:80", "busybox", "sh", "-c", &httpd_cmd("other")]);
+    sim.wait_http(true, &format!("http://{HOST_IP}:8086/"), "other");
+    let rules = sim.firewall_rules();
+    let (theirs, ours) =
+        if other == "nftables" { ("dnat to", "DOCKLING-DNAT") } else { ("DOCKLING-DNAT", "table ip dockling") };
+    assert!(rules.lines().any(|l| l.contains(theirs) && l.contains("8086")), "{other} publishes 8086:\n{rules}");
+    assert!(!rules.contains(ours), "the first driver's rules are gone:\n{rules}");
+    sim.dockling_ok(&["rm", "-f", &b]);
+    sim.finish();
+}

@@ -148,8 +148,11 @@ fn host_listener(sim: &SimHost, ip: &str, port: u16) -> Proc {
 fn delete_drops(sim: &SimHost, stage: &str) {
     if firewall_driver() == "nftables" {
         let rules = sim.sh_ok(&format!("nft -a list chain ip dockling {stage}"));
-        let handles: Vec<&str> =
-            rules.lines().filter(|l| l.contains(" drop # handle ")).filter_map(|l| l.split(" # handle ").nth(1)).collect();
+        let handles: Vec<&str> = rules
+            .lines()
+            .filter(|l| l.contains(" drop # handle "))
+            .filter_map(|l| l.split(" # handle ").nth(1))
+            .collect();
         assert!(!handles.is_empty(), "no drop rule in chain {stage}:\n{rules}");
         for h in handles {
             sim.sh_ok(&format!("nft delete rule ip dockling {stage} handle {}", h.trim()));

@@ -180,7 +180,10 @@ fn parse_save(text: &str) -> Vec<(String, Saved)> {
     let mut tables: Vec<(String, Saved)> = Vec::new();
     for line in text.lines() {
         if let Some(table) = line.strip_prefix('*') {
-            tables.push((table.to_string(), Saved { chains: Vec::new(), policies: Vec::new(), rules: Vec::new(), counted: Vec::new() }));
+            tables.push((
+                table.to_string(),
+                Saved { chains: Vec::new(), policies: Vec::new(), rules: Vec::new(), counted: Vec::new() },
+            ));
             continue;
         }
         let Some((_, saved)) = tables.last_mut() else { continue };
@@ -350,9 +353,8 @@ fn setup(net: &Network, wanted: impl Fn(&str) -> bool) -> Result<()> {
 /// there anyway. Then the nftables driver puts the same FORWARD accepts (and drop) in
 /// iptables too, in our own chain, as the iptables driver does.
 pub fn forward_policy_drops() -> bool {
-    run_save(Some("filter"), false).is_ok_and(|tables| {
-        tables.iter().any(|(t, s)| t == "filter" && s.policies.iter().any(|p| p == "FORWARD DROP"))
-    })
+    run_save(Some("filter"), false)
+        .is_ok_and(|tables| tables.iter().any(|(t, s)| t == "filter" && s.policies.iter().any(|p| p == "FORWARD DROP")))
 }
 
 /// The FORWARD accepts alone, for the nftables driver on such a host.
