@@ -647,3 +647,50 @@ fn the_firewall_driver_is_fixed_until_the_network_is_pruned() {
     sim.dockling_ok(&["rm", "-f", &b]);
     sim.finish();
 }
+
+/// `rm -f` of several containers removes their ports and port filters in one batch;
+/// when one container's rules were already removed by hand, the batch cannot be applied
+/// as is and each container's own teardown still removes the rest.
+#[test]
+fn rm_f_of_many_removes_every_rule_even_when_some_are_gone() {
+    let sim = SimHost::new("rm-many");
+    sim.image("busybox");
+    let names: Vec<String> = (0..5).map(|i| sim.cname(&format!("m{i}"))).collect();
+    for (i, n) in names.iter().enumerate() {
+        let port = format!("{}:80", 8090 + i);
+        sim.run_d(&["--name", n, "-p", &port, "busybox", "sh", "-c", &httpd_cmd(n)]);
+    }
+    sim.wait_http(true, &format!("http://{HOST_IP}:8094/"), &names[4]);
+    // Remove the first container's port rule by hand, as a crash half-way could have.
+    let id0 = sim.inspect(&names[0]).get("Id").as_str().unwrap_or_default().to_string();
+    if firewall_driver() == "nftables" {
+        let listing = sim.sh_ok("nft -a list chain ip dockling published");
+        let handle = listing
+            .lines()
+            .find(|l| l.contains(&id0[..12]))
+            .and_then(|l| l.split(" # handle ").nth(1))
+            .unwrap_or_else(|| panic!("no rule of {id0} in:\n{listing}"))
+            .trim()
+            .to_string();
+        sim.sh_ok(&format!("nft delete rule ip dockling published handle {handle}"));
+    } else {
+        let rule = sim
+            .firewall_rules()
+            .lines()
+            .find(|l| l.starts_with("-A DOCKLING-DNAT") && l.contains(&id0[..12]))
+            .unwrap_or_else(|| panic!("no rule of {id0}"))
+            .to_string();
+        sim.sh_ok(&format!("iptables -t nat {}", rule.replacen("-A ", "-D ", 1)));
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    let out = sim.dockling_ok(&args);
+    assert_eq!(out.lines().collect::<Vec<_>>(), names.iter().map(String::as_str).collect::<Vec<_>>(), "each key once");
+    let rules = sim.firewall_rules();
+    for port in 8090..8095 {
+        assert!(rules_mentioning_port(&rules, port).is_empty(), "a rule for {port} is left:\n{rules}");
+    }
+    let filters = sim.bridge_rules();
+    assert!(!filters.contains("port-"), "port filters left:\n{filters}");
+    sim.finish();
+}

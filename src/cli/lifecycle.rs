@@ -13,7 +13,8 @@ pub fn stop(store: &Store, keys: &[String], timeout_secs: u64) -> i32 {
 }
 
 pub fn rm(store: &Store, keys: &[String], force: bool) -> i32 {
-    each(keys, |key| container::remove(store, key, force))
+    let mut results = container::remove_many(store, keys, force).into_iter();
+    each(keys, |_| results.next().unwrap_or(Ok(())))
 }
 
 /// Runs `f` for every key, printing the key when it succeeded and the error when not;

@@ -22,7 +22,7 @@ mod sync;
 mod tty;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{reconcile, reconcile_all, remove, stop};
+pub use lifecycle::{reconcile, reconcile_all, remove_many, stop};
 pub use monitor::exit_handler as monitor_exit;
 pub use options::RunOptions;
 pub use run::{run, Outcome as RunOutcome};

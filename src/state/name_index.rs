@@ -51,6 +51,17 @@ pub fn holder_of(store: &Store, name: &str) -> Result<Option<String>> {
     Ok(holder(&dir(store).join(name)).filter(|h| store.load(h).map(|c| c.name == name).unwrap_or(false)))
 }
 
+/// The id `name` links to, read without the names lock (a hint: the caller checks the
+/// record carries that name).
+pub fn lookup(store: &Store, name: &str) -> Option<String> {
+    holder(&dir(store).join(name))
+}
+
+/// Is the index complete (every name of every record in it)?
+pub fn is_built(store: &Store) -> bool {
+    dir(store).join(".built").exists()
+}
+
 /// Gives `name` up if container `id` holds it.
 pub fn release(store: &Store, name: &str, id: &str) -> Result<()> {
     let link = dir(store).join(name);
