@@ -21,7 +21,7 @@ use anyhow::Result;
 
 use crate::error;
 use crate::explain;
-use crate::state::{Container, Store};
+use crate::state::{Container, PortFilter, Store};
 use crate::types::{FirewallDriver, FirewallRecord, NetworkMode, PortMapping, PortRule, PortSpec, Proto};
 use firewall::Network;
 use ipam::{Ipam, Subnet};
@@ -251,19 +251,31 @@ type Unremoved = (Option<FirewallRecord>, Vec<(String, String, String)>, anyhow:
 pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     let legacy = std::mem::take(&mut c.network.rules);
     let record = c.network.firewall.take();
-    let unpublish = (record.as_ref().is_some_and(|f| !f.ports.is_empty()) || !legacy.is_empty()).then(|| {
-        std::thread::spawn(move || -> Result<(), Unremoved> {
-            if let Err(e) = firewall::remove_legacy(&legacy) {
-                return Err((record, legacy, e));
-            }
-            match &record {
-                Some(f) => firewall::driver(f.driver).unpublish(&f.ports).map_err(|e| (record.clone(), Vec::new(), e)),
+    let filter = c.network.port_filter.take();
+    // One thread, ports first and then the port filter: a dump's close waits for the
+    // kernel to free what a deletion just before it removed, so nothing here reads the
+    // ruleset after a deletion (each deletion's own close is handed off).
+    let rules_thread =
+        std::thread::spawn(move || -> (Result<(), Unremoved>, Result<(), (PortFilter, anyhow::Error)>) {
+            let unpublished = if record.as_ref().is_some_and(|f| !f.ports.is_empty()) || !legacy.is_empty() {
+                match firewall::remove_legacy(&legacy) {
+                    Err(e) => Err((record, legacy, e)),
+                    Ok(()) => match &record {
+                        Some(f) => {
+                            firewall::driver(f.driver).unpublish(&f.ports).map_err(|e| (record.clone(), Vec::new(), e))
+                        }
+                        None => Ok(()),
+                    },
+                }
+            } else {
+                Ok(())
+            };
+            let unfiltered = match filter {
+                Some(f) => antispoof::remove(&f).map_err(|e| (f, e)),
                 None => Ok(()),
-            }
-        })
-    });
-    let unfilter =
-        c.network.port_filter.take().map(|f| std::thread::spawn(move || antispoof::remove(&f).map_err(|e| (f, e))));
+            };
+            (unpublished, unfiltered)
+        });
     let unplugged = (|| -> Result<()> {
         if let Some(host) = c.network.host_veth.clone() {
             // With its processes gone and its name removed, the netns is destroyed by the
@@ -287,26 +299,22 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         Ok(())
     })();
     crate::timing::mark("teardown: veth");
-    // Both threads are joined before anything is returned: what either could not remove
-    // goes back into the record, to be removed next time.
-    let unpublished = match unpublish.map(|t| t.join()) {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err((record, legacy, e)))) => {
-            c.network.firewall = record;
-            c.network.rules = legacy;
-            Err(e)
-        }
-        Some(Err(_)) => Err(anyhow::anyhow!("the iptables thread panicked")),
+    // The thread is joined before anything is returned: what it could not remove goes
+    // back into the record, to be removed next time.
+    let (unpublished, unfiltered) = match rules_thread.join() {
+        Ok(results) => results,
+        Err(_) => return Err(anyhow::anyhow!("the firewall thread panicked")),
     };
+    let unpublished = unpublished.map_err(|(record, legacy, e)| {
+        c.network.firewall = record;
+        c.network.rules = legacy;
+        e
+    });
+    let unfiltered = unfiltered.map_err(|(f, e)| {
+        c.network.port_filter = Some(f);
+        e
+    });
     crate::timing::mark("teardown: rules");
-    let unfiltered = match unfilter.map(|t| t.join()) {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err((f, e)))) => {
-            c.network.port_filter = Some(f);
-            Err(e)
-        }
-        Some(Err(_)) => Err(anyhow::anyhow!("the nft thread panicked")),
-    };
     if let Some(name) = c.network.netns_name.take() {
         netns::remove(&name);
     }

@@ -2,6 +2,7 @@
 //! plumbing (process identity, descriptors, locks, terminals, threads, the sealed binary).
 
 pub mod fd;
+pub mod last_close;
 pub mod lock;
 pub mod process;
 pub mod sealed_exe;
