@@ -3,7 +3,7 @@
 #
 # Run as root after a release build and `rootfs/build.sh busybox python`:
 #     sudo bash tests/bench.sh
-# Environment knobs: REPS (default 30), WARMUP (3), HTTP_REPS (10), N_MANY (50),
+# Environment knobs: REPS (default 30), WARMUP (3), HTTP_REPS (10), N_MANY (50), N_FW (200),
 # MANY_ROUNDS (3).
 #
 # Everything runs inside a simulated host: a private mount namespace and a fresh
@@ -34,7 +34,7 @@ for tool in unshare ip iptables curl chroot python3; do
     command -v "$tool" >/dev/null || { echo "tests/bench.sh: $tool not found" >&2; exit 1; }
 done
 
-export REPS=${REPS:-30} WARMUP=${WARMUP:-3} HTTP_REPS=${HTTP_REPS:-10} N_MANY=${N_MANY:-50} MANY_ROUNDS=${MANY_ROUNDS:-3}
+export REPS=${REPS:-30} WARMUP=${WARMUP:-3} HTTP_REPS=${HTTP_REPS:-10} N_MANY=${N_MANY:-50} MANY_ROUNDS=${MANY_ROUNDS:-3} N_FW=${N_FW:-200}
 
 host_state() { ip netns list; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 BEFORE=$(host_state)
@@ -218,6 +218,33 @@ sleep 30 & spid=$!; sleep 0.2
 srss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status"); kill "$spid" 2>/dev/null || true
 row "   floor: /bin/sleep VmRSS, KiB" "1" "$srss KiB" "-" "-" "-"
 dk rm -f "$id" >/dev/null
+
+# ---- 6. the firewall drivers: -p against none, 200 published containers, rm -f of 200
+for drv in iptables nftables; do
+    ids=$(dk ps -aq); [ -n "$ids" ] && dk rm -f $ids >/dev/null
+    dk network prune >/dev/null
+    echo "bench: firewall driver $drv ..." >&2
+    : >"$W/fw-none"; : >"$W/fw-p"
+    DOCKLING_FIREWALL_DRIVER=$drv bench_time "$REPS" "$W/fw-none" "$D" --root "$R" run --rm --network none busybox true \
+        ';;' "$W/fw-p" "$D" --root "$R" --firewall-driver "$drv" run --rm -p 8080:80 busybox true
+    read -r n nmed _ < <(stats "$W/fw-none")
+    read -r n pmed pp90 < <(stats "$W/fw-p")
+    ratio=$(awk -v a="$pmed" -v b="$nmed" 'BEGIN { printf "%.2f", a / b }')
+    row "6. $drv: run --rm -p 8080:80 (none: $nmed)" "$n" "$pmed" "$pp90" "<= 1.5x none" "${ratio}x $(verdict "$ratio" 1.5)"
+    : >"$W/fw-seq"
+    for i in $(seq "$N_FW"); do
+        WARMUP=0 bench_time 1 "$W/fw-seq" "$D" --root "$R" --firewall-driver "$drv" run -d --name "fw$i" -p "$((20000 + i)):80" busybox sleep 600
+    done
+    head -5 "$W/fw-seq" >"$W/fw-first"; tail -5 "$W/fw-seq" >"$W/fw-last"
+    read -r _ s1 _ < <(stats "$W/fw-first"); read -r _ sN _ < <(stats "$W/fw-last")
+    sratio=$(awk -v a="$sN" -v b="$s1" 'BEGIN { printf "%.2f", a / b }')
+    row "   $drv: $N_FW x run -d -p, 1st-5th / last 5" "-" "$s1 / $sN" "-" "last <= 1.5x first" "${sratio}x $(verdict "$sratio" 1.5)"
+    ids=$(dk ps -q)
+    t0=$(now); dk rm -f $ids >/dev/null; t1=$(now)
+    ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+    row "   $drv: rm -f of $N_FW running, one -p each (ms)" "1" "$ms" "-" "<= 2000 ms" "$(verdict "$ms" 2000)"
+done
+dk network prune >/dev/null
 
 # ---- the end: all containers gone, network pruned
 trap - EXIT
