@@ -168,9 +168,9 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     // Without -t, the copy runs from here until the container is gone, and whether its
     // command was exec'd is read after (init's failure waits in the error pipe, or EOF):
     // `run` then sleeps from the go byte to the container's end and is woken once, not
-    // also at the exec (each wake-up of an idle CPU costs, tests/bench.sh). Init writes
-    // nothing to the pipes before its exec. A failed copy still waits for the container
-    // and finishes it (no record left running), then reports the failure.
+    // also at the exec (see relay::relay on wake-ups). Init writes nothing to the pipes
+    // before its exec. A failed copy still waits for the container and finishes it (no
+    // record left running), then reports the failure.
     let relayed = match pipes {
         Some(pipes) => relay::relay(pipes, process.as_ref()),
         None => Ok(()),
