@@ -53,6 +53,19 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dockling-bench.XXXXXX")
 cleanup_outer() { rm -rf "$WORK"; }
 trap cleanup_outer EXIT
 
+# The binaries under test run from fresh copies (dockling-monitor beside each, where
+# dockling looks for it): how a file came into the page cache changes what exec'ing it
+# costs, and a binary just written by the linker runs every command ~0.8 ms slower here
+# than a copy of it. Copies put this build and BASELINE on the same footing.
+fresh_copy() {   # fresh_copy BINARY DIR -> prints the copy's path
+    mkdir -p "$2"
+    cp "$1" "$2/dockling"
+    if [ -x "$(dirname "$1")/dockling-monitor" ]; then cp "$(dirname "$1")/dockling-monitor" "$2/"; fi
+    echo "$2/dockling"
+}
+D=$(fresh_copy "$D" "$WORK/bin")
+if [ -n "$BASELINE" ]; then BASELINE=$(fresh_copy "$BASELINE" "$WORK/bin-baseline"); fi
+
 # ---------------------------------------------------------------- inside the sim host
 INNER=$(cat <<'EOF'
 set -euo pipefail
@@ -139,15 +152,11 @@ if [ -n "$BASELINE" ]; then
     echo "bench: run --rm --network none, this build vs $BASELINE ..." >&2
     R0=$W/root-baseline
     mkdir -p "$R0"
-    # Both binaries freshly copied: how a file came into the page cache (written by the
-    # linker, copied, read back after eviction) changes the cost of exec'ing it by up to
-    # ~0.5 ms here, more than the difference being measured.
-    cp "$D" "$W/dockling.this"; cp "$BASELINE" "$W/dockling.baseline"
-    "$W/dockling.baseline" --root "$R0" import "$REPO/rootfs/out/busybox" busybox >/dev/null
+    "$BASELINE" --root "$R0" import "$REPO/rootfs/out/busybox" busybox >/dev/null
     sync
     : >"$W/none.new"; : >"$W/none.old"
-    bench_time "$REPS" "$W/none.new" "$W/dockling.this" --root "$R" run --rm --network none busybox true \
-        ';;' "$W/none.old" "$W/dockling.baseline" --root "$R0" run --rm --network none busybox true
+    bench_time "$REPS" "$W/none.new" "$D" --root "$R" run --rm --network none busybox true \
+        ';;' "$W/none.old" "$BASELINE" --root "$R0" run --rm --network none busybox true
     read -r n bmed bp90 < <(stats "$W/none.new")
     read -r n omed op90 < <(stats "$W/none.old")
     # The median of the per-round differences (the two files' lines are the same rounds).
