@@ -4,7 +4,12 @@
 # Run as root after a release build and `rootfs/build.sh busybox python`:
 #     sudo bash tests/bench.sh
 # Environment knobs: REPS (default 30), WARMUP (3), HTTP_REPS (10), N_MANY (50), N_FW (200),
-# MANY_ROUNDS (3).
+# MANY_ROUNDS (3); TMPDIR (/tmp), where the throw-away root goes; BASELINE, the path of
+# another build of dockling (an older commit's target/release/dockling) to time
+# `run --rm --network none` against, paired (section 1b). For steady figures put TMPDIR
+# on a journaled ext4 (a file system without a journal makes inode creation slow after
+# deletions), e.g. a loop mount: truncate -s 2G /tmp/b.img; mkfs.ext4 -q /tmp/b.img;
+# mkdir -p /mnt/b; mount -o loop /tmp/b.img /mnt/b; TMPDIR=/mnt/b bash tests/bench.sh
 #
 # Everything runs inside a simulated host: a private mount namespace and a fresh
 # network namespace (`unshare --mount --propagation private --net --fork`) with its
@@ -27,6 +32,11 @@ REPO=$PWD
 [ "$(id -u)" -eq 0 ] || { echo "tests/bench.sh: run as root (sudo bash tests/bench.sh)" >&2; exit 1; }
 D=$REPO/target/release/dockling
 [ -x "$D" ] || { echo "tests/bench.sh: $D missing (bash scripts/build.sh)" >&2; exit 1; }
+if [ -n "${BASELINE:-}" ]; then
+    BASELINE=$(realpath "$BASELINE")
+    [ -x "$BASELINE" ] || { echo "tests/bench.sh: BASELINE $BASELINE is not an executable" >&2; exit 1; }
+fi
+export BASELINE=${BASELINE:-}
 for img in busybox python; do
     [ -d "rootfs/out/$img" ] || { echo "tests/bench.sh: rootfs/out/$img missing (bash rootfs/build.sh busybox python)" >&2; exit 1; }
 done
@@ -39,9 +49,22 @@ export REPS=${REPS:-30} WARMUP=${WARMUP:-3} HTTP_REPS=${HTTP_REPS:-10} N_MANY=${
 host_state() { ip netns list; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 BEFORE=$(host_state)
 
-WORK=$(mktemp -d /tmp/dockling-bench.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dockling-bench.XXXXXX")
 cleanup_outer() { rm -rf "$WORK"; }
 trap cleanup_outer EXIT
+
+# The binaries under test run from fresh copies (dockling-monitor beside each, where
+# dockling looks for it): how a file came into the page cache changes what exec'ing it
+# costs, and a binary just written by the linker runs every command ~0.8 ms slower here
+# than a copy of it. Copies put this build and BASELINE on the same footing.
+fresh_copy() {   # fresh_copy BINARY DIR -> prints the copy's path
+    mkdir -p "$2"
+    cp "$1" "$2/dockling"
+    if [ -x "$(dirname "$1")/dockling-monitor" ]; then cp "$(dirname "$1")/dockling-monitor" "$2/"; fi
+    echo "$2/dockling"
+}
+D=$(fresh_copy "$D" "$WORK/bin")
+if [ -n "$BASELINE" ]; then BASELINE=$(fresh_copy "$BASELINE" "$WORK/bin-baseline"); fi
 
 # ---------------------------------------------------------------- inside the sim host
 INNER=$(cat <<'EOF'
@@ -69,6 +92,10 @@ cleanup_inner() {
     local ids
     ids=$(dk ps -aq 2>/dev/null || true)
     if [ -n "$ids" ]; then dk rm -f $ids >/dev/null || true; fi
+    if [ -n "$BASELINE" ] && [ -d "$W/root-baseline" ]; then
+        ids=$("$BASELINE" --root "$W/root-baseline" ps -aq 2>/dev/null || true)
+        if [ -n "$ids" ]; then "$BASELINE" --root "$W/root-baseline" rm -f $ids >/dev/null || true; fi
+    fi
     dk network prune >/dev/null 2>&1 || true
 }
 trap cleanup_inner EXIT
@@ -119,6 +146,28 @@ row "floor: unshare -pniumf chroot busybox /bin/true" "$n" "$fmed" "$fp90" "-" "
 v1=$(verdict "$nmed" 8); v2=$(verdict "$ratio" 2)
 row "1. run --rm --network none busybox true" "$n" "$nmed" "$np90" "<= 8 ms" "$v1"
 row "   ratio none / floor (medians)" "-" "${ratio}x" "-" "<= 2x" "$v2"
+
+# ---- 1b. (BASELINE=...) the same command, this build and another, paired
+if [ -n "$BASELINE" ]; then
+    echo "bench: run --rm --network none, this build vs $BASELINE ..." >&2
+    R0=$W/root-baseline
+    mkdir -p "$R0"
+    "$BASELINE" --root "$R0" import "$REPO/rootfs/out/busybox" busybox >/dev/null
+    sync
+    : >"$W/none.new"; : >"$W/none.old"
+    bench_time "$REPS" "$W/none.new" "$D" --root "$R" run --rm --network none busybox true \
+        ';;' "$W/none.old" "$BASELINE" --root "$R0" run --rm --network none busybox true
+    read -r n bmed bp90 < <(stats "$W/none.new")
+    read -r n omed op90 < <(stats "$W/none.old")
+    # The median of the per-round differences (the two files' lines are the same rounds).
+    paste "$W/none.new" "$W/none.old" | awk '{ print $1 - $2 }' >"$W/none.diff"
+    read -r _ dmed _ < <(stats "$W/none.diff")
+    dmed=$(awk -v a="$dmed" 'BEGIN { printf "%+.2f", a }')   # signed: no "net" column
+    row "1b. run --rm --network none: this build" "$n" "$bmed" "$bp90" "<= baseline" "$(verdict "$bmed" "$omed")"
+    row "    the same, the BASELINE build" "$n" "$omed" "$op90" "-" "-"
+    row "    paired difference this - baseline (median)" "$n" "$dmed" "-" "-" "-"
+    rm -rf "$R0"
+fi
 
 # ---- 2. bridge + published port
 echo "bench: run --rm -p 8080:80 (bridge) ..." >&2

@@ -4,8 +4,9 @@
     bench_time.py REPS WARMUP  OUT1 CMD1... ';;' OUT2 CMD2... ';;' ...
 
 Runs the commands in turn (interleaved, so a slow phase of the machine hits all of
-them alike), WARMUP untimed rounds then REPS timed ones, and appends each run's wall
-time in microseconds, one per line, to OUTn. Each run is posix_spawn + waitpid timed
+them alike; every other round in reverse order, so none always runs first), WARMUP
+untimed rounds then REPS timed ones, and appends each run's wall time in microseconds,
+one per line, to OUTn (line i of every OUT is round i: they can be paired). Each run is posix_spawn + waitpid timed
 with a monotonic clock: no shell and no `date` processes in the measurement. A
 command that fails stops the benchmark (exit 1).
 """
@@ -27,7 +28,8 @@ def main():
     null = os.open(os.devnull, os.O_WRONLY)
     outs = [open(g[0], "a") for g in groups]
     for round_ in range(warmup + reps):
-        for out, g in zip(outs, groups):
+        pairs = list(zip(outs, groups))
+        for out, g in pairs if round_ % 2 == 0 else reversed(pairs):
             cmd = g[1:]
             t0 = time.perf_counter_ns()
             pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])

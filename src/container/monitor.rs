@@ -50,6 +50,8 @@ pub fn run(
         let (ours, theirs) = relay::pipes(false)?;
         cfg.stdio = Some(theirs);
         let pid = spawn::spawn(cfg, &pipes)?;
+        // The log is copied until EOF, which our copies of the write ends would hold back.
+        drop(ours.writers);
         Ok((pid, vec![ours.stdout, ours.stderr], log))
     })();
     // Only `run` and init may hold the go and error pipes, or EOF never comes.

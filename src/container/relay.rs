@@ -123,7 +123,12 @@ impl<'a> Stream<'a> {
     }
 
     /// Reads once from the source (poll said it is ready); false at EOF or error.
-    fn read_once(&mut self, buf: &mut [u8], log: &mut Option<&mut LogWriter>) -> bool {
+    fn read_once(&mut self, buf: &mut Vec<u8>, log: &mut Option<&mut LogWriter>) -> bool {
+        // Made at the first read: zeroing it touches 16 fresh pages, which a container
+        // that writes nothing (`run --rm IMAGE true`) need not pay for (~15 page faults).
+        if buf.is_empty() {
+            buf.resize(64 * 1024, 0);
+        }
         match nix::unistd::read(self.from.as_raw_fd(), buf) {
             Ok(0) => false,
             Ok(n) => {
@@ -164,7 +169,7 @@ pub fn copy(
     mut log: Option<&mut LogWriter>,
     mut on_watch: impl FnMut(usize) -> Watch,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = Vec::new();
     while streams.iter().any(|s| s.ends_loop && (s.reading || !s.pending.is_empty())) {
         // What each stream waits for: its source, or room in its sink for what it holds.
         let mut fds = Vec::new();
@@ -215,7 +220,7 @@ pub fn copy(
 
 /// The process is gone: take what its sources already hold, without waiting for an EOF
 /// that a descriptor passed elsewhere could hold back forever.
-fn drain_all(streams: &mut [Stream], buf: &mut [u8], log: &mut Option<&mut LogWriter>) -> Result<()> {
+fn drain_all(streams: &mut [Stream], buf: &mut Vec<u8>, log: &mut Option<&mut LogWriter>) -> Result<()> {
     for s in streams.iter_mut().filter(|s| s.ends_loop) {
         s.flush_blocking(log);
         // Bounded: a writer that outlived the process cannot keep us here.
@@ -244,6 +249,8 @@ pub struct Pipes {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub stdin: Option<OwnedFd>,
+    /// Our own copies of the container's stdout and stderr write ends (see [`relay`]).
+    pub writers: [OwnedFd; 2],
 }
 
 /// The container's ends, to become its fds 0, 1 and 2 (stdin None: /dev/null).
@@ -265,8 +272,11 @@ pub fn pipes(interactive: bool) -> Result<(Pipes, ContainerEnds)> {
     } else {
         (None, None)
     };
+    // Close-on-exec, like the rest: the container's process never keeps them.
+    let copy = |fd: &OwnedFd| fd.try_clone().context("copying a pipe's write end");
+    let writers = [copy(&out_w)?, copy(&err_w)?];
     Ok((
-        Pipes { stdout: out_r, stderr: err_r, stdin: ours },
+        Pipes { stdout: out_r, stderr: err_r, stdin: ours, writers },
         ContainerEnds { stdin: theirs, stdout: out_w, stderr: err_w },
     ))
 }
@@ -305,7 +315,17 @@ fn open_dev_null() -> nix::Result<OwnedFd> {
 
 /// Copies the container's pipes to our stdout and stderr and our stdin into its stdin
 /// until both outputs end, or `process` (a pidfd) exits and what it wrote is read.
+///
+/// With a pidfd, we hold the write ends open ourselves (`pipes.writers`) until the copy
+/// ends: the outputs then never reach EOF, and the pidfd alone (readable once the process
+/// is a zombie, when what it and its pid namespace wrote is all in the pipes) ends the
+/// copy. Otherwise the container's exit would wake us twice, once when its descriptors
+/// close (EOF) and again when it is gone; a wake-up of an idle CPU is not free (on a
+/// virtual machine it is a trip through the hypervisor). The container gets nothing more
+/// for it: our copies are close-on-exec and never reach it. Without a pidfd the copies go
+/// first, and EOF ends the copy as before.
 pub fn relay(pipes: Pipes, process: Option<&OwnedFd>) -> Result<()> {
+    let _writers = process.map(|_| pipes.writers);
     let stdin = std::io::stdin();
     let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
     let mut streams = vec![

@@ -155,12 +155,26 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
         Attach::Pipes(p) => (None, Some(p)),
         Attach::Nothing => (None, None),
     };
+    // The pidfd ends the copy when init is gone (and with it every process of its pid
+    // namespace), even if a descriptor passed elsewhere holds a pipe open. Opened while
+    // init is our unreaped child, so it cannot name another process.
+    let process = pipes.as_ref().and_then(|_| process::child_pidfd(pid.as_raw()));
     // If init failed while preparing the root (and is gone), the go byte meets a closed
     // pipe: its own message, read next, says what went wrong.
     let released = starter.release();
     if !opts.detach {
         forward_signals(pid);
     }
+    // Without -t, the copy runs from here until the container is gone, and whether its
+    // command was exec'd is read after (init's failure waits in the error pipe, or EOF):
+    // `run` then sleeps from the go byte to the container's end and is woken once, not
+    // also at the exec (see relay::relay on wake-ups). Init writes nothing to the pipes
+    // before its exec. A failed copy still waits for the container and finishes it (no
+    // record left running), then reports the failure.
+    let relayed = match pipes {
+        Some(pipes) => relay::relay(pipes, process.as_ref()),
+        None => Ok(()),
+    };
     if let Some(failure) = starter.wait_exec() {
         if !opts.detach {
             let status = wait_child(pid);
@@ -181,15 +195,6 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     }
     if let Some(master) = master {
         tty::attach(&master?, opts.interactive)?;
-    }
-    let mut relayed = Ok(());
-    if let Some(pipes) = pipes {
-        // The pidfd ends the copy when init is gone (and with it every process of its
-        // pid namespace), even if a descriptor passed elsewhere holds a pipe open.
-        let process = process::child_pidfd(pid.as_raw());
-        // A failed copy still waits for the container and finishes it (no record left
-        // running), then reports the failure.
-        relayed = relay::relay(pipes, process.as_ref());
     }
     crate::timing::mark("run: released");
     let code = wait_child(pid);

@@ -2,7 +2,11 @@
 //!
 //! The profile is data ([`profile`], `default.json`, in the OCI runtime-spec form with
 //! Docker's `includes`/`excludes` by capability), compiled to classic BPF ([`bpf`]) for
-//! the container's capabilities at every start. Choices, where Docker leaves room:
+//! the container's capabilities. The JSON is parsed at build time ([`builtin`], build.rs):
+//! a container with Docker's default capabilities loads a ready program, others have
+//! their rules chosen from static tables; the runtime parse stays for profiles given at
+//! run time, and the tests check both give the same program. Choices, where Docker
+//! leaves room:
 //! - A syscall the profile does not name fails with EPERM (`defaultErrnoRet` 1), also
 //!   syscalls newer than the profile (Docker answers ENOSYS for those); clone3 answers
 //!   ENOSYS without CAP_SYS_ADMIN, so libc falls back to clone, whose flags a filter can
@@ -16,17 +20,27 @@
 //!   bits, so junk in a register's upper half does not slip past a deny rule.
 
 mod bpf;
+mod builtin;
 pub mod profile;
 mod syscalls;
+
+use std::borrow::Cow;
 
 use anyhow::{Context, Result};
 
 use crate::explain;
 
-/// The compiled default filter for a container holding `caps`.
-fn program(caps: &[String]) -> Result<Vec<libc::sock_filter>> {
-    let target = profile::Target { caps, arch: profile::ARCH, kernel: kernel_version() };
-    bpf::compile(&profile::default_profile()?.select(&target)?)
+/// The compiled default filter for a container holding `caps`: the one build.rs made when
+/// it fits, else compiled from the build-time tables (or, cross-compiled, from the JSON).
+fn program(caps: &[String]) -> Result<Cow<'static, [libc::sock_filter]>> {
+    if let Some(program) = builtin::precompiled(caps) {
+        return Ok(Cow::Borrowed(program));
+    }
+    let rules = match builtin::resolved() {
+        Some(resolved) => resolved.select(caps, kernel_version()),
+        None => profile::default_profile()?.resolve(profile::ARCH)?.select(caps, kernel_version()),
+    };
+    Ok(Cow::Owned(bpf::compile(&rules)?))
 }
 
 /// The running kernel's (major, minor); (0, 0) if unknown (then no `minKernel` entry

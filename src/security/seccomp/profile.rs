@@ -1,6 +1,8 @@
 //! Seccomp profiles as data, in the OCI runtime-spec form (`linux.seccomp`) plus Docker's
 //! `includes`/`excludes` extension, and the choice of the rules that apply to one
-//! container (its capabilities, this architecture).
+//! container, in two steps: [`Profile::resolve`] settles what the architecture alone
+//! decides (syscall numbers, actions, comparisons; build.rs does this for default.json at
+//! build time), [`Resolved::select`] what the container's capabilities and the kernel do.
 //!
 //! Our own types rather than oci-spec's: its `LinuxSyscall` has no `includes`/`excludes`,
 //! which Docker's profiles (and ours) need to make entries depend on capabilities. Fields
@@ -104,16 +106,6 @@ pub struct Rules {
     pub syscalls: BTreeMap<u32, Vec<Rule>>,
 }
 
-/// What the rules are chosen for.
-pub struct Target<'a> {
-    /// Capability names the container keeps (`CAP_SYS_ADMIN`, ...).
-    pub caps: &'a [String],
-    /// Docker's name for this architecture.
-    pub arch: &'a str,
-    /// The running kernel's (major, minor).
-    pub kernel: (u32, u32),
-}
-
 #[cfg(target_arch = "x86_64")]
 pub const ARCH: &str = "amd64";
 #[cfg(target_arch = "aarch64")]
@@ -163,53 +155,103 @@ pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
 }
 
 impl Filter {
-    /// Does the target satisfy this as an `includes` (every listed condition holds)?
-    fn holds(&self, t: &Target) -> Result<bool> {
-        let caps = self.caps.iter().all(|c| t.caps.iter().any(|have| have.eq_ignore_ascii_case(c)));
-        let arch = self.arches.is_empty() || self.arches.iter().any(|a| a == t.arch);
-        let kernel = match &self.min_kernel {
-            None => true,
-            Some(v) => t.kernel >= parse_kernel(v).ok_or_else(|| anyhow!("seccomp profile: bad minKernel {v:?}"))?,
-        };
-        Ok(caps && arch && kernel)
+    /// The part of an `includes` decided by the architecture alone: false when the entry
+    /// names other architectures only.
+    fn includes_arch(&self, arch: &str) -> bool {
+        self.arches.is_empty() || self.arches.iter().any(|a| a == arch)
     }
 
-    /// Does the target hit this as an `excludes` (any listed condition holds)?
-    fn hits(&self, t: &Target) -> bool {
-        self.caps.iter().any(|c| t.caps.iter().any(|have| have.eq_ignore_ascii_case(c)))
-            || self.arches.iter().any(|a| a == t.arch)
+    /// The part of an `excludes` decided by the architecture alone.
+    fn excludes_arch(&self, arch: &str) -> bool {
+        self.arches.iter().any(|a| a == arch)
     }
 }
 
+/// One entry of a profile for one architecture, with everything but the container's
+/// capabilities and the kernel's version decided: syscall numbers, the kernel's action,
+/// the argument comparisons. The runtime parse of a profile ([`Profile::resolve`]) and
+/// the tables build.rs makes from default.json (`builtin.rs`) are both this, and one
+/// [`Resolved::select`] picks from either.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// The names this architecture has, as numbers (in the profile's order).
+    pub nrs: Cow<'a, [u32]>,
+    pub action: Action,
+    pub conds: Cow<'a, [(u32, Cmp)]>,
+    /// `includes.caps`: the entry applies only if the container holds all of these.
+    pub needs: Cow<'a, [Cow<'a, str>]>,
+    /// `includes.minKernel`: and only on this kernel or newer.
+    pub min_kernel: Option<(u32, u32)>,
+    /// `excludes.caps`: the entry is left out if the container holds any of these.
+    pub unless: Cow<'a, [Cow<'a, str>]>,
+}
+
+/// A profile for one architecture: the default action and the entries in profile order.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    pub default: Action,
+    pub entries: Cow<'a, [Entry<'a>]>,
+}
+
 impl Profile<'_> {
-    /// The rules that apply to `target`, by syscall number. Names this architecture does
-    /// not have are skipped (as libseccomp does); entries whose `includes` the target does
-    /// not meet, or whose `excludes` it hits, are left out.
-    pub fn select(&self, target: &Target) -> Result<Rules> {
-        if !self.architectures.is_empty() && !self.architectures.iter().any(|a| scmp_arch_matches(a, target.arch)) {
-            bail!("seccomp profile: no rules for this architecture ({})", target.arch);
+    /// This profile for `arch` (Docker's name): names this architecture does not have are
+    /// skipped (as libseccomp does), entries for other architectures left out, actions and
+    /// comparisons checked and converted (an unsupported one is an error even in an entry
+    /// that only some capability sets would choose).
+    pub fn resolve(&self, arch: &str) -> Result<Resolved<'_>> {
+        if !self.architectures.is_empty() && !self.architectures.iter().any(|a| scmp_arch_matches(a, arch)) {
+            bail!("seccomp profile: no rules for this architecture ({arch})");
         }
         let default_errno = self.default_errno_ret.unwrap_or(libc::EPERM as u32);
         let default = action(&self.default_action, self.default_errno_ret, default_errno)?;
+        let mut entries = Vec::with_capacity(self.syscalls.len());
+        for entry in &self.syscalls {
+            let (inc, exc) = (entry.includes.as_ref(), entry.excludes.as_ref());
+            if !inc.is_none_or(|f| f.includes_arch(arch)) || exc.is_some_and(|f| f.excludes_arch(arch)) {
+                continue;
+            }
+            let min_kernel = match inc.and_then(|f| f.min_kernel.as_deref()) {
+                None => None,
+                Some(v) => Some(parse_kernel(v).ok_or_else(|| anyhow!("seccomp profile: bad minKernel {v:?}"))?),
+            };
+            entries.push(Entry {
+                nrs: entry.names.iter().filter_map(|name| syscalls::number(name)).collect(),
+                action: action(&entry.action, entry.errno_ret, default_errno)?,
+                conds: entry.args.iter().flatten().map(cmp).collect::<Result<Vec<_>>>()?.into(),
+                needs: caps(inc).into(),
+                min_kernel,
+                unless: caps(exc).into(),
+            });
+        }
+        Ok(Resolved { default, entries: entries.into() })
+    }
+}
+
+/// A filter's capability names, borrowed.
+fn caps(filter: Option<&Filter>) -> Vec<Cow<'_, str>> {
+    filter.map(|f| f.caps.iter().map(|c| Cow::Borrowed(c.as_str())).collect()).unwrap_or_default()
+}
+
+impl Resolved<'_> {
+    /// The rules for a container holding `caps` on kernel `kernel`, by syscall number:
+    /// entries whose `includes` it does not meet, or whose `excludes` it hits, are left
+    /// out.
+    pub fn select(&self, caps: &[String], kernel: (u32, u32)) -> Rules {
+        let held = |c: &Cow<str>| caps.iter().any(|have| have.eq_ignore_ascii_case(c));
         // (number, rule) in profile order, then grouped by number: cheaper than inserting
         // each name into a map.
         let mut chosen: Vec<Rule> = Vec::new();
         let mut by_nr: Vec<(u32, usize)> = Vec::with_capacity(512);
-        for entry in &self.syscalls {
-            if let Some(inc) = &entry.includes {
-                if !inc.holds(target)? {
-                    continue;
-                }
-            }
-            if entry.excludes.as_ref().is_some_and(|e| e.hits(target)) {
+        for entry in self.entries.iter() {
+            if !entry.needs.iter().all(held)
+                || entry.min_kernel.is_some_and(|v| kernel < v)
+                || entry.unless.iter().any(held)
+            {
                 continue;
             }
-            chosen.push(Rule {
-                conds: entry.args.iter().flatten().map(cmp).collect::<Result<_>>()?,
-                action: action(&entry.action, entry.errno_ret, default_errno)?,
-            });
+            chosen.push(Rule { conds: entry.conds.to_vec(), action: entry.action });
             let at = chosen.len() - 1;
-            by_nr.extend(entry.names.iter().filter_map(|name| Some((syscalls::number(name)?, at))));
+            by_nr.extend(entry.nrs.iter().map(|&nr| (nr, at)));
         }
         by_nr.sort_unstable();
         by_nr.dedup();
@@ -223,7 +265,18 @@ impl Profile<'_> {
                 rules.truncate(at + 1);
             }
         }
-        Ok(Rules { default, syscalls })
+        Rules { default: self.default, syscalls }
+    }
+
+    /// The capabilities some entry depends on: a container holding none of them gets the
+    /// same rules as one holding no capability at all (build.rs precompiles that program).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn mentioned_caps(&self) -> Vec<&str> {
+        let mut caps: Vec<&str> =
+            self.entries.iter().flat_map(|e| e.needs.iter().chain(e.unless.iter())).map(|c| c.as_ref()).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        caps
     }
 }
 
@@ -236,8 +289,8 @@ fn scmp_arch_matches(scmp: &str, arch: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn target(caps: &[String]) -> Target<'_> {
-        Target { caps, arch: ARCH, kernel: (6, 1) }
+    fn select(p: &Profile, caps: &[String]) -> Rules {
+        p.resolve(ARCH).unwrap().select(caps, (6, 1))
     }
 
     #[test]
@@ -249,15 +302,15 @@ mod tests {
                 assert!(syscalls::number(name).is_some(), "{name} is not an x86_64 syscall");
             }
         }
-        let r = p.select(&target(&[])).unwrap();
+        let r = select(&p, &[]);
         assert_eq!(r.default, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
     }
 
     #[test]
     fn includes_and_excludes_follow_capabilities() {
         let p = default_profile().unwrap();
-        let none = p.select(&target(&[])).unwrap();
-        let admin = p.select(&target(&["CAP_SYS_ADMIN".to_string()])).unwrap();
+        let none = select(&p, &[]);
+        let admin = select(&p, &["CAP_SYS_ADMIN".to_string()]);
         let sethostname = libc::SYS_sethostname as u32;
         assert!(!none.syscalls.contains_key(&sethostname));
         assert_eq!(admin.syscalls[&sethostname], [Rule { conds: vec![], action: libc::SECCOMP_RET_ALLOW }]);
@@ -268,12 +321,39 @@ mod tests {
 
     #[test]
     fn filters_and_kernel_versions() {
-        let f = Filter { caps: vec![], arches: vec!["s390x".into()], min_kernel: None };
-        assert!(!f.holds(&target(&[])).unwrap());
-        let f = Filter { caps: vec![], arches: vec![], min_kernel: Some("4.8".into()) };
-        assert!(f.holds(&target(&[])).unwrap());
-        let f = Filter { caps: vec![], arches: vec![], min_kernel: Some("6.20".into()) };
-        assert!(!f.holds(&target(&[])).unwrap());
+        let p: Profile = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}},
+                {"names": ["write"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+                {"names": ["close"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "6.20"}},
+                {"names": ["dup"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["amd64", "arm64"]}},
+                {"names": ["dup2"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["dup3"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN", "CAP_BPF"]}},
+                {"names": ["no_such_call", "getpid"], "action": "SCMP_ACT_ALLOW"}
+            ]}"#,
+        )
+        .unwrap();
+        let nrs = |caps: &[&str], kernel| {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            let rules = p.resolve(ARCH).unwrap().select(&caps, kernel);
+            rules.syscalls.keys().copied().collect::<Vec<u32>>()
+        };
+        let n = |name| syscalls::number(name).unwrap();
+        let mut want = vec![n("write"), n("dup2"), n("getpid")];
+        want.sort();
+        assert_eq!(nrs(&[], (6, 1)), want);
+        let mut want = vec![n("write"), n("close"), n("dup3"), n("getpid")];
+        want.sort();
+        assert_eq!(nrs(&["cap_sys_admin", "CAP_BPF"], (7, 0)), want);
+        let resolved = p.resolve(ARCH).unwrap();
+        assert_eq!(resolved.entries.len(), 5, "the entries for other architectures are left out");
+        assert_eq!(resolved.mentioned_caps(), ["CAP_BPF", "CAP_SYS_ADMIN"]);
+        let bad: Profile = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "x"}}]}"#,
+        )
+        .unwrap();
+        assert!(bad.resolve(ARCH).is_err());
         assert_eq!(parse_kernel("6.1.0-18-amd64"), Some((6, 1)));
         assert_eq!(parse_kernel("x"), None);
     }
