@@ -694,3 +694,26 @@ fn rm_f_of_many_removes_every_rule_even_when_some_are_gone() {
     assert!(!filters.contains("port-"), "port filters left:\n{filters}");
     sim.finish();
 }
+
+/// Where the iptables tools cannot run (here: not on PATH), the default falls back to the
+/// nftables driver, says so in one line, and the published port works.
+#[test]
+fn without_iptables_the_default_falls_back_to_nftables() {
+    let sim = SimHost::new("fw-fallback");
+    sim.image("busybox");
+    let name = sim.cname("web");
+    let cmd = format!(
+        "env -u DOCKLING_FIREWALL_DRIVER PATH=/nonexistent {} --root {} run -d --name {name} -p 8088:80 busybox sh -c {}",
+        bin(),
+        sim.root.display(),
+        shq(&httpd_cmd("fallback"))
+    );
+    let o = sim.sh(&cmd);
+    assert!(o.ok(), "{o}");
+    assert!(o.stderr.contains("using the nftables firewall driver"), "one line says why:\n{o}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{o}");
+    assert_eq!(sim.inspect(&name).path("NetworkSettings.FirewallDriver").as_str(), Some("nftables"));
+    sim.wait_http(true, &format!("http://{HOST_IP}:8088/"), "fallback");
+    sim.dockling_ok(&["rm", "-f", &name]);
+    sim.finish();
+}
