@@ -304,7 +304,7 @@ mod tests {
         let (text, _) = add_rule_text(&Rule::Publish(p));
         assert_eq!(
             text,
-            "add rule ip dockling dnat ip daddr 127.0.0.1 tcp dport 8080 counter dnat to 10.131.0.2:80 \
+            "add rule ip dockling published ip daddr 127.0.0.1 tcp dport 8080 counter dnat to 10.131.0.2:80 \
              comment \"dockling:0123456789ab 127.0.0.1:8080/tcp\""
         );
     }
