@@ -20,6 +20,10 @@ command -v "$DOCKLING" >/dev/null 2>&1 || {
 }
 [ "$(id -u)" -eq 0 ] || { echo "run as root: sudo bash $0" >&2; exit 1; }
 
+# The walk-through shows iptables rules, so it uses the iptables firewall driver (the
+# default; `--firewall-driver nftables` keeps the same rules in `nft list table ip dockling`).
+export DOCKLING_FIREWALL_DRIVER=iptables
+
 # A heading before each step of the walk-through.
 step() {
     echo

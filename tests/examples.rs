@@ -138,7 +138,8 @@ fn example_03_egress() {
         &[
             "Network is unreachable",
             "sysctl -w net.ipv4.ip_forward=1",
-            "iptables -t nat -A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE",
+            // (in the one iptables-restore batch that makes the shared rules)
+            "'-A DOCKLING-POSTROUTING -s 10.131.0.0/24 ! -o dockling0 -j MASQUERADE'",
         ],
     );
     assert!(o.stdout.contains("$ cat /proc/sys/net/ipv4/ip_forward\n1\n"), "ip_forward must be on\n{o}");
@@ -170,8 +171,8 @@ fn example_04_publish() {
             "publish demo done",
         ],
         &[
-            "iptables -t nat -A DOCKLING-DNAT -p tcp -m tcp --dport 8080",
-            "iptables -t nat -D DOCKLING-DNAT -p tcp -m tcp --dport 8080",
+            "'-A DOCKLING-DNAT -p tcp -m tcp --dport 8080",
+            "'-D DOCKLING-DNAT -p tcp -m tcp --dport 8080",
             // http.server logs to stderr: it saw the host's own address unchanged
             &format!("{HOST_IP} - - "),
         ],
@@ -191,9 +192,9 @@ fn example_05_cleanup() {
         &o,
         &["-j DNAT --to-destination 10.131.0.2:80", "Exited (137)", "Deleted Networks:", "nothing left:"],
         &[
-            "iptables -t nat -D DOCKLING-DNAT -p tcp -m tcp --dport 8081",
+            "'-D DOCKLING-DNAT -p tcp -m tcp --dport 8081",
             "ip netns delete demo-clean",
-            "iptables -t nat -D POSTROUTING -j DOCKLING-POSTROUTING",
+            "'-D POSTROUTING -j DOCKLING-POSTROUTING'",
             "ip link delete dockling0",
         ],
     );
