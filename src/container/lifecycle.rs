@@ -172,12 +172,12 @@ pub fn remove_many(store: &Store, keys: &[String], force: bool) -> Vec<Result<()
     if keys.len() < 2 || !force {
         return keys.iter().map(|k| remove(store, k, force)).collect();
     }
+    let me = process::this_process();
     let mut killed = Vec::new();
     for key in keys {
         let Ok(c) = store.resolve(key).map(|c| wait_until_started(store, c)) else { continue };
         let (Some(pid), Some(start)) = (c.pid, c.pid_start) else { continue };
         let Some(fd) = process::pidfd(pid, start) else { continue };
-        let me = process::this_process();
         let claimed = store.update(&c.id, |c| {
             c.stopper = me;
             Ok(())

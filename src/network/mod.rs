@@ -42,11 +42,7 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
         )));
     }
     let mut ipam = Ipam::lock(store)?;
-    let driver = match (ipam.state.firewall, store.firewall) {
-        (Some(made), Some(asked)) if made != asked => return Err(driver_conflict(made, asked)),
-        (Some(made), _) => made,
-        (None, asked) => firewall::choose(asked).0,
-    };
+    let (driver, _) = pick_driver(ipam.state.firewall, store.firewall)?;
     let subnet = ipam.subnet(store.subnet.as_deref())?;
     if !bridge::exists() {
         // Before anything is made: a subnet the host already routes elsewhere would break it.
@@ -94,19 +90,22 @@ pub fn reserve(store: &Store, c: &mut Container, specs: &[PortSpec]) -> Result<(
     Ok(())
 }
 
-fn driver_conflict(made: FirewallDriver, asked: FirewallDriver) -> anyhow::Error {
-    error::conflict(format!(
-        "the network's rules are made by the {made} firewall driver, not {asked}: \
-         remove its containers and run `dockling network prune` to switch"
-    ))
-}
-
 /// The firewall driver the next container gets, and a note for the user when the
 /// default (iptables) cannot be used here. The network's own driver wins once it has one.
 pub fn firewall_driver(store: &Store) -> Result<(FirewallDriver, Option<String>)> {
-    let made = Ipam::lock(store)?.state.firewall;
-    match (made, store.firewall) {
-        (Some(made), Some(asked)) if made != asked => Err(driver_conflict(made, asked)),
+    pick_driver(Ipam::lock(store)?.state.firewall, store.firewall)
+}
+
+/// The network's driver (`made`, once it has rules) against the one asked for.
+fn pick_driver(
+    made: Option<FirewallDriver>,
+    asked: Option<FirewallDriver>,
+) -> Result<(FirewallDriver, Option<String>)> {
+    match (made, asked) {
+        (Some(made), Some(asked)) if made != asked => Err(error::conflict(format!(
+            "the network's rules are made by the {made} firewall driver, not {asked}: \
+             remove its containers and run `dockling network prune` to switch"
+        ))),
         (Some(made), _) => Ok((made, None)),
         (None, asked) => Ok(firewall::choose(asked)),
     }
@@ -159,8 +158,9 @@ pub fn plan(c: &mut Container) {
 }
 
 /// Wires a cloned container (waiting in its netns) to the bridge and publishes its ports,
-/// as [`plan`] recorded. The port rules go in on a second thread while the veth is made:
-/// each iptables run is a fork+exec of its own, and the two do not depend on each other.
+/// as [`plan`] recorded. The port rules go in on a second thread while the veth is made
+/// (an `iptables-restore` run is a fork+exec of its own), and the two do not depend on
+/// each other.
 pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()> {
     if c.network_mode != NetworkMode::Bridge {
         return Ok(());
@@ -210,7 +210,7 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
         .clone()
         .filter(|f| !f.ports.is_empty())
         .map(|f| std::thread::spawn(move || -> Result<()> { firewall::driver(f.driver).publish(&f.ports) }));
-    // The port filter goes in on a thread of its own too (one nft run, ~10 ms); the
+    // The port filter goes in on a thread of its own too (a netlink transaction); the
     // container waits until attach returns, so it never sends before the filter exists.
     let filter = c
         .network
@@ -244,10 +244,10 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
 /// legacy ones, and why.
 type Unremoved = (Option<FirewallRecord>, Vec<(String, String, String)>, anyhow::Error);
 
-/// Undoes every per-container change: port rules, host veth, netns name, leases.
-/// Idempotent; works from the record alone. The netns name goes first, so the kernel
-/// starts dismantling the namespace (and the veth with it) while iptables removes the
-/// rules: both wait on RCU grace periods, and they overlap instead of adding up.
+/// Undoes every per-container change: port rules, port filter, host veth, netns name,
+/// leases. Idempotent; works from the record alone. The rules go on a thread while the
+/// veth is switched off; the netns name goes last, and the kernel then dismantles the
+/// namespace (and the veth with it) in the background.
 pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     let legacy = std::mem::take(&mut c.network.rules);
     let record = c.network.firewall.take();

@@ -14,15 +14,19 @@ use nlink::netlink::{Connection, Nftables};
 
 use crate::sys::last_close;
 
-/// Runs `f` with an nf_tables netlink connection on this thread.
+/// A current-thread runtime for one call (nlink needs its IO and timers).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().context("starting tokio")
+}
+
+/// Runs `f` with an nf_tables netlink connection on this thread. For reading only: see
+/// [`commit`] for why a change's socket is closed elsewhere.
 fn with_connection<T, F, Fut>(f: F) -> Result<T>
 where
     F: FnOnce(Connection<Nftables>) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let rt =
-        tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().context("starting tokio")?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let conn = Connection::<Nftables>::new().context("opening an nf_tables netlink socket")?;
         f(conn).await
     })
@@ -33,8 +37,7 @@ where
 /// nf_tables socket waits a whole RCU grace period (10-20 ms), which would otherwise be
 /// most of the time a container's exit takes.
 pub fn commit(build: impl FnOnce(Transaction) -> Result<Transaction>) -> Result<()> {
-    let rt =
-        tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().context("starting tokio")?;
+    let rt = runtime()?;
     let conn = rt.block_on(async { Connection::<Nftables>::new() }).context("opening an nf_tables netlink socket")?;
     let result = rt.block_on(async {
         let tx = build(conn.transaction())?;

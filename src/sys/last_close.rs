@@ -31,7 +31,7 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
             }
             // The grandchild: nothing of ours but the socket and the pipe's read end.
             libc::close(write_end);
-            close_all_but(&[keep, read_end]);
+            close_all_but([keep, read_end]);
             let mut byte = 0u8;
             // Returns at EOF: the parent has dropped its references.
             while libc::read(read_end, (&mut byte as *mut u8).cast(), 1) < 0 {}
@@ -52,12 +52,10 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
     unsafe { libc::close(write_end) };
 }
 
-/// Closes every descriptor but `keep` (async-signal-safe: close_range, else close).
-unsafe fn close_all_but(keep: &[i32]) {
-    let mut sorted = [keep[0].min(keep[1]), keep[0].max(keep[1])];
-    sorted.sort_unstable();
+/// Closes every descriptor but the two kept (async-signal-safe: close_range only).
+unsafe fn close_all_but(keep: [i32; 2]) {
     let mut from: u32 = 0;
-    for k in sorted {
+    for k in [keep[0].min(keep[1]), keep[0].max(keep[1])] {
         let k = k as u32;
         if k > from {
             libc::syscall(libc::SYS_close_range, from, k - 1, 0u32);
