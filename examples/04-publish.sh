@@ -64,6 +64,9 @@ step "6. The server saw who connected: no proxy in between"
 show "$DOCKLING" logs "$NAME"
 
 step "7. Remove the container: its DNAT rule goes with it (--explain)"
+# iptables-nft keeps its rules in nf_tables (try: nft list table ip nat), so dockling
+# removes the rule by its handle in the same transaction as the container's port filter:
+# one nft line. "iptables -t nat -D DOCKLING-DNAT ..." would remove the same rule.
 show "$DOCKLING" --explain rm -f "$NAME"
 show iptables -t nat -S DOCKLING-DNAT
 echo "publish demo done"

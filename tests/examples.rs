@@ -172,7 +172,7 @@ fn example_04_publish() {
         ],
         &[
             "'-A DOCKLING-DNAT -p tcp -m tcp --dport 8080",
-            "'-D DOCKLING-DNAT -p tcp -m tcp --dport 8080",
+            "delete rule ip nat DOCKLING-DNAT handle",
             // http.server logs to stderr: it saw the host's own address unchanged
             &format!("{HOST_IP} - - "),
         ],
@@ -192,7 +192,7 @@ fn example_05_cleanup() {
         &o,
         &["-j DNAT --to-destination 10.131.0.2:80", "Exited (137)", "Deleted Networks:", "nothing left:"],
         &[
-            "'-D DOCKLING-DNAT -p tcp -m tcp --dport 8081",
+            "delete rule ip nat DOCKLING-DNAT handle",
             "ip netns delete demo-clean",
             "'-D POSTROUTING -j DOCKLING-POSTROUTING'",
             "ip link delete dockling0",

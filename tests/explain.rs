@@ -50,7 +50,7 @@ fn explain_transcript_replayed_by_a_shell_gives_the_same_network() {
         "type veth peer name eth0 netns web",
         publish_line(),
         "nft 'add table bridge dockling; ",
-        "nft 'add chain bridge dockling port-",
+        "add chain bridge dockling port-",
         "sysctl -w net.ipv4.ip_forward=1",
         "mount -t overlay",
         "(nearest equivalent)",

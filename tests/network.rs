@@ -514,30 +514,56 @@ fn a_port_held_by_a_container_whose_monitor_died_is_freed_by_the_next_run() {
 }
 
 #[test]
-fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
+fn a_netns_still_held_after_stop_keeps_only_a_disabled_bridge_port() {
     let sim = SimHost::new("heldns");
     sim.image("busybox");
     let first = sim.cname("first");
     let (id, ip) = start_httpd(&sim, &first, Some("5000:80"), "first");
     let veth = format!("veth{}", &id[..7]);
+    // A host service on the gateway address, for the held netns to knock on.
+    let _listener = sim.spawn_host(&format!(
+        "exec {} -c {}",
+        python(),
+        shq(&format!(
+            "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('{GATEWAY}',7777))\ns.listen(64)\ntime.sleep(600)"
+        ))
+    ));
     // Someone else is inside the container's netns (as after `ip netns exec first sh`).
     let _holder = sim.spawn_host(&format!("exec ip netns exec {first} sleep 4321"));
-    poll("the holder inside the netns", WAIT, || {
+    let holder = poll("the holder inside the netns", WAIT, || {
         let o = sim.sh(&format!("ip netns pids {first}"));
-        if o.stdout.split_whitespace().count() >= 2 {
+        let pids: Vec<String> = o.stdout.split_whitespace().map(str::to_string).collect();
+        let ours = sim.dockling_ok(&["inspect", "-f", "{{.State.Pid}}", &first]).trim().to_string();
+        match pids.into_iter().find(|p| *p != ours) {
+            Some(p) if o.stdout.split_whitespace().count() >= 2 => Ok(p),
+            _ => Err(o.to_string()),
+        }
+    });
+    let knock = format!(
+        "nsenter --net=/proc/{holder}/ns/net {} -c {}",
+        python(),
+        shq(&format!("import socket; socket.create_connection(('{GATEWAY}', 7777), timeout=2); print('connected')"))
+    );
+    // Positive control: from the netns the host's service answers while the container runs.
+    poll("the held netns reaches the gateway", WAIT, || {
+        let o = sim.sh(&knock);
+        if o.stdout.contains("connected") {
             Ok(())
         } else {
             Err(o.to_string())
         }
     });
     sim.dockling_ok(&["stop", "-t", "1", &first]);
-    // The name and the rules are gone; the veth lives on with the netns, but switched off.
+    // The name and the rules are gone; the veth lives on with the netns, its port disabled.
     assert!(!sim.netns_names().contains(&first), "the netns name must go with the container");
     let rules = sim.firewall_rules();
     assert!(!rules.lines().any(|l| mentions_ip(l, &ip)), "no rule may name {ip} after stop:\n{rules}");
-    let link = sim.sh_ok(&format!("ip -o link show dev {veth}"));
-    let flags = link.split(['<', '>']).nth(1).unwrap_or_default();
-    assert!(!flags.split(',').any(|f| f == "UP"), "the held veth must be switched off: {link}");
+    let port = sim.sh_ok(&format!("bridge link show dev {veth}"));
+    assert!(port.contains("state disabled"), "the held veth's bridge port must be disabled: {port}");
+    // With real packets: the held netns reaches nothing any more.
+    let o = sim.sh(&knock);
+    assert!(!o.stdout.contains("connected"), "the held netns still reaches the host after stop:\n{o}");
 
     // The next container gets the same address and answers on it, not the old netns.
     let second = sim.cname("second");

@@ -78,17 +78,23 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     let id = c.id.clone();
     crate::timing::mark("run: record");
     // (The lease and ports live in the network state under the container's id, and the
-    // cgroups were in the record from the start, so none of this needs another write.)
+    // cgroups were in the record from the start; the network's plan (veth, netns name,
+    // port rules, port filter) is written before `prepare` starts making any of it.)
     let started = lifecycle::retry_after_reconcile(store, || network::reserve(store, &mut c, &ports))
         .and_then(|_| {
             crate::timing::mark("run: reserved");
-            crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)
+            network::plan(&mut c);
+            network::prepare(store, &c)
         })
-        .and_then(|_| {
+        .and_then(|prepared| {
+            crate::timing::mark("run: prepared");
+            crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)?;
             crate::timing::mark("run: cgroups");
-            start(store, &c, &image, &opts)
+            start(store, &c, &image, &opts).map(|started| (started, prepared))
         });
-    let (pid, monitor, mut starter, io) = match started {
+    // (On failure the prepared network is dropped before `abandon` cleans up: an
+    // `iptables-restore` still running is waited for first.)
+    let ((pid, monitor, mut starter, io), prepared) = match started {
         Ok(v) => v,
         Err(e) => {
             abandon(store, &id, &c.name);
@@ -96,16 +102,15 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
         }
     };
 
-    // 4. The process, and every network change still to come, are recorded in one write
-    // before any of it is made and before the process can run (a crash leaves a record
-    // that says what to clean). From here on it counts as running.
+    // 4. The process is recorded before the rest of the network is made and before the
+    // process can run (a crash leaves a record that says what to clean). From here on it
+    // counts as running.
     c.pid = Some(pid.as_raw());
     c.pid_start = process::start_time(pid.as_raw());
     c.monitor_pid = Some(monitor.as_raw());
     c.monitor_start = process::start_time(monitor.as_raw());
     c.started_at = Some(Utc::now());
     c.status = Status::Running;
-    network::plan(&mut c);
     crate::timing::mark("run: cloned");
     let setup = (|| -> Result<()> {
         // Under the container's lock: a `stop`, an `rm -f`, or the monitor finishing a
@@ -117,7 +122,7 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
             anyhow::bail!("the container exited before it started");
         }
         store.save(&c)?;
-        network::attach(store, &c, pid)
+        network::attach(&c, pid, prepared)
     })();
     crate::timing::mark("run: attached");
     if let Err(e) = setup {

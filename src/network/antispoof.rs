@@ -161,7 +161,7 @@ pub fn add(f: &PortFilter, ip: Ipv4Addr, mac: [u8; 6], mac_text: &str) -> Result
         &format!("nft '{}'", add_script(f, ip, mac_text)),
         "the container's port may send only from its own MAC and IPv4 address",
     );
-    let attempt = || nftables::commit(|tx| add_transaction(tx, f, ip, mac));
+    let attempt = || nftables::commit_adding(|tx| add_transaction(tx, f, ip, mac));
     match attempt() {
         Ok(()) => Ok(()),
         Err(_) if !nftables::table_exists(FAMILY, TABLE)? => {
@@ -172,40 +172,51 @@ pub fn add(f: &PortFilter, ip: Ipv4Addr, mac: [u8; 6], mac_text: &str) -> Result
     }
 }
 
+/// The deletions that remove these containers' filters, to commit alone or together
+/// with other deletions (see [`nftables::Deletions`]): each map entry and its chain.
+pub fn removal(filters: &[PortFilter]) -> nftables::Change {
+    let mut d = nftables::Change::default();
+    if filters.is_empty() {
+        return d;
+    }
+    let names: Vec<String> = filters.iter().map(|f| format!("\"{}\"", f.veth)).collect();
+    let keys: Vec<SetElement> = filters.iter().map(|f| ifname_key(&f.veth)).collect();
+    d.delete(format!("delete element bridge {TABLE} {MAP} {{ {} }}", names.join(", ")), move |tx| {
+        Ok(tx.del_set_elements(&map(), &keys))
+    });
+    for f in filters {
+        d.delete_chain(FAMILY, TABLE, &f.chain);
+    }
+    d
+}
+
+/// The change that makes the container's filter ([`add_script`] as one step), to commit
+/// alone or with the container's published ports.
+pub fn addition(f: &PortFilter, ip: Ipv4Addr, mac: [u8; 6], mac_text: &str) -> nftables::Change {
+    let mut c = nftables::Change::default();
+    let f2 = f.clone();
+    c.add(add_script(f, ip, mac_text), move |tx| add_transaction(tx, &f2, ip, mac));
+    c
+}
+
 /// Removes several containers' filters in one transaction (`rm -f` of many: the kernel
 /// takes ~10 ms to commit a removal, whatever its size). Fails if any is already gone;
 /// the caller then removes each on its own with [`remove`].
 pub fn remove_many(filters: &[PortFilter]) -> Result<()> {
-    if filters.is_empty() {
+    let d = removal(filters);
+    if d.is_empty() {
         return Ok(());
     }
-    let mut text = Vec::new();
-    for f in filters {
-        text.push(format!("delete element bridge {TABLE} {MAP} {{ \"{}\" }}", f.veth));
-        text.push(format!("delete chain bridge {TABLE} {}", f.chain));
-    }
-    explain::step(&format!("nft '{}'", text.join("; ")), "remove the containers' port filters");
-    let keys: Vec<SetElement> = filters.iter().map(|f| ifname_key(&f.veth)).collect();
-    nftables::commit(|tx| {
-        let tx = tx.del_set_elements(&map(), &keys);
-        Ok(filters.iter().fold(tx, |tx, f| tx.del_chain(TABLE, &f.chain, FAMILY)))
-    })
+    explain::step(&d.command(), "remove the containers' port filters");
+    d.commit()
 }
 
 /// Removes the container's filter; one already gone is fine (after a crash, or a second
 /// teardown), as is a table `network prune` already removed.
 pub fn remove(f: &PortFilter) -> Result<()> {
-    explain::step(
-        &format!(
-            "nft 'delete element bridge {TABLE} {MAP} {{ \"{}\" }}; delete chain bridge {TABLE} {}'",
-            f.veth, f.chain
-        ),
-        "remove the container's port filter",
-    );
-    let both = nftables::commit(|tx| {
-        Ok(tx.del_set_elements(&map(), &[ifname_key(&f.veth)]).del_chain(TABLE, &f.chain, FAMILY))
-    });
-    match both {
+    let d = removal(std::slice::from_ref(f));
+    explain::step(&d.command(), "remove the container's port filter");
+    match d.commit() {
         Ok(()) => Ok(()),
         Err(_) if !nftables::table_exists(FAMILY, TABLE)? => Ok(()),
         // Dockling makes and removes chain and entry together: no chain, no entry.

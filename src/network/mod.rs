@@ -23,7 +23,7 @@ use crate::error;
 use crate::explain;
 use crate::state::{Container, PortFilter, Store};
 use crate::types::{FirewallDriver, FirewallRecord, NetworkMode, PortMapping, PortRule, PortSpec, Proto};
-use firewall::Network;
+use firewall::{Network, Publishing};
 use ipam::{Ipam, Subnet};
 
 /// Chosen to collide with neither Docker's 172.17.0.0/16 nor Podman's 10.88.0.0/16.
@@ -157,27 +157,29 @@ pub fn plan(c: &mut Container) {
     }
 }
 
-/// Wires a cloned container (waiting in its netns) to the bridge and publishes its ports,
-/// as [`plan`] recorded. The port rules go in on a second thread while the veth is made
-/// (an `iptables-restore` run is a fork+exec of its own), and the two do not depend on
-/// each other.
-pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()> {
+/// What [`prepare`] readied before the clone, for [`attach`] to finish.
+#[derive(Default)]
+pub struct Prepared {
+    bridge: u32,
+    publishing: Option<Publishing>,
+}
+
+/// Before the container is cloned (the process is single-threaded: no thread here): the
+/// shared pieces, once, and the container's ports set going. A driver that needs a
+/// process for them (`iptables-restore`) starts it now, so that it runs while the
+/// container is cloned and builds its root filesystem; the record, with the plan, is
+/// saved before (a crash leaves what it names, for `rm -f` to undo).
+pub fn prepare(store: &Store, c: &Container) -> Result<Prepared> {
     if c.network_mode != NetworkMode::Bridge {
-        return Ok(());
+        return Ok(Prepared::default());
     }
-    let pid = pid.as_raw();
-    let (ip, prefix, gateway) = match (c.network.ip, c.network.prefix, c.network.gateway) {
-        (Some(ip), Some(p), Some(g)) => (ip, p, g),
-        _ => anyhow::bail!("no address was reserved for the container"),
-    };
-    let (Some(host), Some(name)) = (c.network.host_veth.clone(), c.network.netns_name.clone()) else {
-        anyhow::bail!("the container's network was not planned");
+    let (Some(prefix), Some(gateway)) = (c.network.prefix, c.network.gateway) else {
+        anyhow::bail!("no address was reserved for the container");
     };
     let subnet = Subnet::parse(&format!("{}/{prefix}", gateway))?;
-    let mac = veth::mac_for(ip);
 
     // Shared pieces, once: bridge, sysctls, chains (the marker is cleared by prune).
-    let bridge_idx = {
+    let bridge = {
         let mut ipam = Ipam::lock(store)?;
         // No bridge (a reboot, someone deleted it): the shared rules may be gone too, and
         // setting them up again is idempotent.
@@ -202,21 +204,43 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
         }
         idx
     };
-    crate::timing::mark("attach: shared");
+    let publishing = match c.network.firewall.as_ref().filter(|f| !f.ports.is_empty()) {
+        Some(f) => {
+            let driver = firewall::driver(f.driver);
+            if driver.publishes_in_a_process() {
+                // The process changes the host for this container before the record
+                // saved after the clone: the plan is recorded first.
+                store.save(c)?;
+            }
+            Some(driver.publish_begin(&f.ports)?)
+        }
+        None => None,
+    };
+    Ok(Prepared { bridge, publishing })
+}
 
-    let publish = c
-        .network
-        .firewall
-        .clone()
-        .filter(|f| !f.ports.is_empty())
-        .map(|f| std::thread::spawn(move || -> Result<()> { firewall::driver(f.driver).publish(&f.ports) }));
-    // The port filter goes in on a thread of its own too (a netlink transaction); the
-    // container waits until attach returns, so it never sends before the filter exists.
-    let filter = c
-        .network
-        .port_filter
-        .clone()
-        .map(|f| std::thread::spawn(move || antispoof::add(&f, ip, mac, &veth::mac_string(mac))));
+/// Wires a cloned container (waiting in its netns) to the bridge and finishes publishing
+/// its ports, as [`plan`] recorded and [`prepare`] began. The port rules and the port
+/// filter go in on a second thread while the veth is made; the two do not depend on each
+/// other.
+pub fn attach(c: &Container, pid: nix::unistd::Pid, prepared: Prepared) -> Result<()> {
+    if c.network_mode != NetworkMode::Bridge {
+        return Ok(());
+    }
+    let pid = pid.as_raw();
+    let (ip, prefix, gateway) = match (c.network.ip, c.network.prefix, c.network.gateway) {
+        (Some(ip), Some(p), Some(g)) => (ip, p, g),
+        _ => anyhow::bail!("no address was reserved for the container"),
+    };
+    let (Some(host), Some(name)) = (c.network.host_veth.clone(), c.network.netns_name.clone()) else {
+        anyhow::bail!("the container's network was not planned");
+    };
+    let mac = veth::mac_for(ip);
+    let Prepared { bridge: bridge_idx, publishing } = prepared;
+
+    let (record, filter) = (c.network.firewall.clone(), c.network.port_filter.clone());
+    // The container waits until attach returns, so it never sends before its filter exists.
+    let rules = std::thread::spawn(move || put_rules(record, publishing, filter, ip, mac));
     let wired = (|| -> Result<()> {
         netns::add(&name, pid)?;
         {
@@ -229,15 +253,52 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
         netlink::in_netns_of(pid, move |h| veth::configure_inside(h, ip, prefix, gateway, name))
     })();
     crate::timing::mark("attach: inside");
-    let published = match publish {
-        Some(t) => t.join().map_err(|_| anyhow::anyhow!("the iptables thread panicked"))?,
-        None => Ok(()),
+    let ruled = rules.join().map_err(|_| anyhow::anyhow!("the firewall thread panicked"))?;
+    wired.and(ruled)
+}
+
+/// Finishes the container's ports and makes its port filter: one nf_tables transaction
+/// for whatever speaks nf_tables (two would cost a socket each), and the word of an
+/// `iptables-restore` already under way.
+fn put_rules(
+    record: Option<FirewallRecord>,
+    publishing: Option<Publishing>,
+    filter: Option<PortFilter>,
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+) -> Result<()> {
+    let (mut change, running) = match publishing {
+        Some(Publishing::Change(change)) => (change, None),
+        Some(Publishing::Running(pending)) => (nftables::Change::default(), Some(pending)),
+        None => (nftables::Change::default(), None),
     };
-    let filtered = match filter {
-        Some(t) => t.join().map_err(|_| anyhow::anyhow!("the nft thread panicked"))?,
-        None => Ok(()),
+    let ports_in_change = !change.is_empty();
+    if let Some(f) = &filter {
+        change.append(antispoof::addition(f, ip, mac, &veth::mac_string(mac)));
+    }
+    let committed = if change.is_empty() {
+        Ok(())
+    } else {
+        explain::step(&change.command(), "publish the ports and filter the container's port, in one transaction");
+        match change.commit() {
+            Ok(()) => Ok(()),
+            // Nothing of it happened; one at a time, each part copes with what is missing
+            // (the filter's table removed by hand is made again).
+            Err(_) => {
+                let published = match &record {
+                    Some(f) if ports_in_change => firewall::driver(f.driver).publish(&f.ports),
+                    _ => Ok(()),
+                };
+                let filtered = match &filter {
+                    Some(f) => antispoof::add(f, ip, mac, &veth::mac_string(mac)),
+                    None => Ok(()),
+                };
+                published.and(filtered)
+            }
+        }
     };
-    wired.and(published).and(filtered)
+    let waited = running.map_or(Ok(()), |pending| pending.wait());
+    committed.and(waited)
 }
 
 /// What a failed rule removal leaves, to go back into the record: the typed rules, the
@@ -245,9 +306,9 @@ pub fn attach(store: &Store, c: &Container, pid: nix::unistd::Pid) -> Result<()>
 type Unremoved = (Option<FirewallRecord>, Vec<(String, String, String)>, anyhow::Error);
 
 /// Undoes every per-container change: port rules, port filter, host veth, netns name,
-/// leases. Idempotent; works from the record alone. The rules go on a thread while the
-/// veth is switched off; the netns name goes last, and the kernel then dismantles the
-/// namespace (and the veth with it) in the background.
+/// leases. Idempotent; works from the record alone. The rules and the veth each go on a
+/// thread while the netns name is removed; the kernel then dismantles the namespace (and
+/// the veth with it) in the background.
 pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     let legacy = std::mem::take(&mut c.network.rules);
     let record = c.network.firewall.take();
@@ -257,6 +318,9 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     // ruleset after a deletion (each deletion's own close is handed off).
     let rules_thread =
         std::thread::spawn(move || -> (Result<(), Unremoved>, Result<(), (PortFilter, anyhow::Error)>) {
+            if legacy.is_empty() && removed_together(record.as_ref(), filter.as_ref()) {
+                return (Ok(()), Ok(()));
+            }
             let unpublished = if record.as_ref().is_some_and(|f| !f.ports.is_empty()) || !legacy.is_empty() {
                 match firewall::remove_legacy(&legacy) {
                     Err(e) => Err((record, legacy, e)),
@@ -276,28 +340,48 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
             };
             (unpublished, unfiltered)
         });
-    let unplugged = (|| -> Result<()> {
-        if let Some(host) = c.network.host_veth.clone() {
+    // The host end of the veth, on a thread too, while the name's unmount below waits
+    // for an RCU grace period.
+    let alive = c.process_alive();
+    let veth_thread = c.network.host_veth.clone().map(|host| {
+        std::thread::spawn(move || -> Result<()> {
             // With its processes gone and its name removed, the netns is destroyed by the
             // kernel, veth pair included, in the background (a few RCU grace periods,
             // 10-30 ms here; `ip link delete` takes as long, so nobody waits for it). The
-            // host end is switched off at once: should something still hold the netns
-            // (an `ip netns exec` shell), its eth0 can never answer for an address that
-            // the next container may get. Only a container still alive is unplugged by hand.
-            if c.process_alive() {
+            // host end's bridge port is disabled at once: should something still hold the
+            // netns (an `ip netns exec` shell), its eth0 can never answer for an address
+            // that the next container may get (the bridge drops whatever comes from a
+            // disabled port and sends it nothing). Switching the link off would do too,
+            // but waits for an RCU grace period. Only a container still alive is unplugged
+            // by hand.
+            if alive {
                 explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
-                netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })?;
+                netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })
             } else if let Some(idx) = bridge::if_index(&host) {
                 explain::step(
-                    &format!("ip link set {host} down"),
-                    "switch the cable off; the kernel removes it with the netns",
+                    &format!("bridge link set dev {host} state 0"),
+                    "disable the bridge port; the kernel removes the cable with the netns",
                 );
-                netlink::with_handle(|h| async move { netlink::set_down(&h, idx).await })?;
+                netlink::with_handle(|h| async move { netlink::disable_port(&h, idx).await })
+            } else {
+                Ok(())
             }
-            c.network.host_veth = None;
-        }
-        Ok(())
-    })();
+        })
+    });
+    if let Some(name) = c.network.netns_name.take() {
+        netns::remove(&name);
+    }
+    crate::timing::mark("teardown: netns");
+    let unplugged = match veth_thread {
+        Some(t) => match t.join() {
+            Ok(result) => result,
+            Err(_) => return Err(anyhow::anyhow!("the veth thread panicked")),
+        },
+        None => Ok(()),
+    };
+    if unplugged.is_ok() {
+        c.network.host_veth = None;
+    }
     crate::timing::mark("teardown: veth");
     // The thread is joined before anything is returned: what it could not remove goes
     // back into the record, to be removed next time.
@@ -315,10 +399,6 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         e
     });
     crate::timing::mark("teardown: rules");
-    if let Some(name) = c.network.netns_name.take() {
-        netns::remove(&name);
-    }
-    crate::timing::mark("teardown: netns");
     unpublished?;
     unfiltered?;
     unplugged?;
@@ -328,6 +408,31 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         ipam.save()?;
     }
     Ok(())
+}
+
+/// The usual case of a teardown: the container's published ports and its port filter
+/// removed in one nf_tables transaction (both drivers' rules are nf_tables rules, unless
+/// iptables is iptables-legacy). Two commits would cost a whole RCU grace period more,
+/// the second waiting for the kernel to free what the first removed. False when that
+/// cannot be done or failed; the caller then removes each part on its own, which copes
+/// with whatever state a crash left.
+fn removed_together(record: Option<&FirewallRecord>, filter: Option<&PortFilter>) -> bool {
+    let ports = match record {
+        Some(f) if !f.ports.is_empty() => match firewall::driver(f.driver).unpublish_deletions(&f.ports) {
+            Ok(Some(d)) => d,
+            _ => return false,
+        },
+        _ => nftables::Change::default(),
+    };
+    let mut all = ports;
+    if let Some(f) = filter {
+        all.append(antispoof::removal(std::slice::from_ref(f)));
+    }
+    if all.is_empty() {
+        return true;
+    }
+    explain::step(&all.command(), "unpublish the ports and remove the port filter, in one transaction");
+    all.commit().is_ok()
 }
 
 /// Removes the published ports and port filters of several containers in one batch per

@@ -53,6 +53,96 @@ pub fn commit(build: impl FnOnce(Transaction) -> Result<Transaction>) -> Result<
     result
 }
 
+/// [`commit`] for a transaction that only adds: its socket's close waits only when some
+/// other deletion's clean-up is still pending, so it is closed here, which spares the
+/// two forks of handing it off.
+pub fn commit_adding(build: impl FnOnce(Transaction) -> Result<Transaction>) -> Result<()> {
+    let rt = runtime()?;
+    let conn = rt.block_on(async { Connection::<Nftables>::new() }).context("opening an nf_tables netlink socket")?;
+    rt.block_on(async {
+        let tx = build(conn.transaction())?;
+        tx.commit(&conn).await.map_err(|e| anyhow!("nf_tables: {e}"))
+    })
+}
+
+/// One step of a [`Change`]: adds its messages to the transaction being built.
+type Step = Box<dyn FnOnce(Transaction) -> Result<Transaction> + Send>;
+
+/// Changes gathered from several owners (a container's published ports and its port
+/// filter) and committed as one transaction. Committed apart they cost more than the
+/// messages: each commit is a socket, and after a deletion the next commit waits a whole
+/// RCU grace period for the kernel to free what the first removed (the first socket's
+/// close flushes that work under the commit lock, see [`commit`]).
+#[derive(Default)]
+pub struct Change {
+    steps: Vec<Step>,
+    /// The same change as `nft` commands, for `--explain`.
+    pub text: Vec<String>,
+    deletes: bool,
+}
+
+impl Change {
+    /// Adds something; `text` is the `nft` command for it.
+    pub fn add(&mut self, text: String, step: impl FnOnce(Transaction) -> Result<Transaction> + Send + 'static) {
+        self.text.push(text);
+        self.steps.push(Box::new(step));
+    }
+
+    /// Deletes something; `text` is the `nft` command for it.
+    pub fn delete(&mut self, text: String, step: impl FnOnce(Transaction) -> Result<Transaction> + Send + 'static) {
+        self.deletes = true;
+        self.add(text, step);
+    }
+
+    pub fn delete_rule(&mut self, family: Family, table: &str, chain: &str, handle: u64) {
+        let (t, c) = (table.to_string(), chain.to_string());
+        self.delete(format!("delete rule {} {table} {chain} handle {handle}", family.name()), move |tx| {
+            Ok(tx.del_rule(&t, &c, family, handle))
+        });
+    }
+
+    pub fn delete_chain(&mut self, family: Family, table: &str, chain: &str) {
+        let (t, c) = (table.to_string(), chain.to_string());
+        self.delete(format!("delete chain {} {table} {chain}", family.name()), move |tx| {
+            Ok(tx.del_chain(&t, &c, family))
+        });
+    }
+
+    pub fn append(&mut self, other: Change) {
+        self.steps.extend(other.steps);
+        self.text.extend(other.text);
+        self.deletes |= other.deletes;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// How many steps (each is one `nft` command).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The `nft` command a person would type for the same transaction.
+    pub fn command(&self) -> String {
+        format!("nft '{}'", self.text.join("; "))
+    }
+
+    /// All of it, or none.
+    pub fn commit(self) -> Result<()> {
+        if self.steps.is_empty() {
+            return Ok(());
+        }
+        let steps = self.steps;
+        let build = move |tx: Transaction| steps.into_iter().try_fold(tx, |tx, step| step(tx));
+        if self.deletes {
+            commit(build)
+        } else {
+            commit_adding(build)
+        }
+    }
+}
+
 /// Does `family` have a table called `name`?
 pub fn table_exists(family: Family, name: &str) -> Result<bool> {
     with_connection(|conn| async move {

@@ -59,9 +59,9 @@ pub async fn create(
 
 /// Inside the container's netns: address, up, default route.
 pub async fn configure_inside(handle: Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr, ns: String) -> Result<()> {
-    let lo = netlink::link_by_name(&handle, "lo").await?.context("lo missing inside the container")?.header.index;
     explain::step(&format!("ip netns exec {ns} ip link set lo up"), "the container's own loopback");
-    handle.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await.context("bringing lo up")?;
+    // lo is ifindex 1 in every netns (the kernel's LOOPBACK_IFINDEX): no lookup needed.
+    handle.link().set(LinkUnspec::new_with_index(1).up().build()).execute().await.context("bringing lo up")?;
     let idx = netlink::link_by_name(&handle, "eth0").await?.context("eth0 missing inside the container")?.header.index;
     explain::step(
         &format!("ip netns exec {ns} ip addr add {ip}/{prefix} dev eth0"),

@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 use anyhow::{anyhow, Context, Result};
 
 use super::rules::{self, bound_address, Network, Rule, Stage};
-use super::{CountedRule, Firewall};
+use super::{CountedRule, Firewall, Publishing};
 use crate::explain;
+use crate::network::nftables::{self, Change};
 use crate::types::PortRule;
+use nlink::netlink::nftables::Family;
 
 pub const NAT_POSTROUTING: &str = "DOCKLING-POSTROUTING";
 pub const NAT_DNAT: &str = "DOCKLING-DNAT";
@@ -124,8 +126,13 @@ impl Batch {
 
     /// Runs the batch: all of it happens, or none of it.
     fn apply(&self, why: &str) -> Result<()> {
+        self.spawn(why)?.wait()
+    }
+
+    /// Starts the batch's `iptables-restore`; [`Pending::wait`] has its word.
+    fn spawn(&self, why: &str) -> Result<Pending> {
         if self.is_empty() {
-            return Ok(());
+            return Ok(Pending { child: None, input: String::new() });
         }
         explain::step(&self.command(), why);
         let mut input = self.lines().join("\n");
@@ -137,14 +144,40 @@ impl Batch {
             .stderr(Stdio::piped())
             .spawn()
             .context("running iptables-restore (is the iptables package installed?)")?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).context("writing to iptables-restore")?;
-        }
+        // A few hundred bytes: the pipe takes them without waiting for the reader.
+        let written = match child.stdin.take() {
+            Some(mut stdin) => stdin.write_all(input.as_bytes()).context("writing to iptables-restore"),
+            None => Ok(()),
+        };
+        let pending = Pending { child: Some(child), input };
+        written?;
+        Ok(pending)
+    }
+}
+
+/// An `iptables-restore` run under way. Dropped without [`Pending::wait`], it is still
+/// waited for, so that nothing undoes its changes while it makes them.
+pub struct Pending {
+    child: Option<std::process::Child>,
+    input: String,
+}
+
+impl Pending {
+    pub fn wait(mut self) -> Result<()> {
+        let Some(child) = self.child.take() else { return Ok(()) };
         let out = child.wait_with_output().context("waiting for iptables-restore")?;
         if out.status.success() {
             return Ok(());
         }
-        Err(anyhow!("iptables-restore: {}\ninput:\n{input}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(anyhow!("iptables-restore: {}\ninput:\n{}", String::from_utf8_lossy(&out.stderr).trim(), self.input))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -289,6 +322,49 @@ impl Firewall for Iptables {
             left.push("nat", line.replacen("-A ", "-D ", 1));
         }
         left.apply("unpublish the ports that are left")
+    }
+
+    fn publishes_in_a_process(&self) -> bool {
+        true
+    }
+
+    /// `iptables-restore` is a process of its own: started now, waited for later.
+    fn publish_begin(&self, ports: &[PortRule]) -> Result<Publishing> {
+        let mut batch = Batch::default();
+        for p in ports {
+            let (table, line) = append(&Rule::Publish(p.clone()));
+            batch.push(table, line);
+        }
+        Ok(Publishing::Running(batch.spawn("publish the ports: rewrite the destination to the container")?))
+    }
+
+    /// iptables-nft keeps its rules in nf_tables (`table ip nat`), so the published ports
+    /// can go in the same transaction as the port filter, by handle: `iptables -D` would
+    /// cost a process and, at its exit, a whole RCU grace period (~6 ms) on the path of
+    /// every container's exit. A port's rule is found by the chain and the comment match's
+    /// text (`dockling:<id12>`, NUL-padded in the match's data). With iptables-legacy
+    /// there is no such table and `unpublish` does the work.
+    fn unpublish_deletions(&self, ports: &[PortRule]) -> Result<Option<Change>> {
+        let mut d = Change::default();
+        if ports.is_empty() {
+            return Ok(Some(d));
+        }
+        let Ok(listed) = nftables::rules_of(Family::Ip, "nat") else { return Ok(None) };
+        let needles: Vec<Vec<u8>> = ports
+            .iter()
+            .map(|p| {
+                let mut tag = rules::owner_tag(&p.owner).into_bytes();
+                tag.push(0);
+                tag
+            })
+            .collect();
+        for r in listed.iter().filter(|r| r.chain == NAT_DNAT) {
+            let ours = needles.iter().any(|n| r.expression_bytes.windows(n.len()).any(|w| w == n.as_slice()));
+            if ours {
+                d.delete_rule(Family::Ip, "nat", NAT_DNAT, r.handle);
+            }
+        }
+        Ok((d.len() == ports.len()).then_some(d))
     }
 
     fn commands(&self, ports: &[PortRule]) -> Vec<String> {

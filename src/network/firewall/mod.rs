@@ -15,6 +15,7 @@ pub mod rules;
 
 use anyhow::Result;
 
+use crate::network::nftables::Change;
 use crate::types::{FirewallDriver, PortRule};
 pub use rules::Network;
 
@@ -27,6 +28,14 @@ pub struct CountedRule {
     pub bytes: u64,
 }
 
+/// A container's ports being published ([`Firewall::publish_begin`]).
+pub enum Publishing {
+    /// To commit, in one nf_tables transaction with the container's other changes.
+    Change(Change),
+    /// Already running in a process of its own (`iptables-restore`): wait for its word.
+    Running(iptables::Pending),
+}
+
 pub trait Firewall {
     /// Makes the shared chains and rules; safe to call again (nothing is added twice,
     /// and the published ports already there are kept).
@@ -35,8 +44,19 @@ pub trait Firewall {
     fn teardown_network(&self, net: &Network) -> Result<()>;
     /// Publishes a container's ports, all in one batch.
     fn publish(&self, ports: &[PortRule]) -> Result<()>;
+    /// Starts publishing `ports`: an nf_tables change to commit together with others in
+    /// one transaction, or a process already under way.
+    fn publish_begin(&self, ports: &[PortRule]) -> Result<Publishing>;
+    /// Whether [`Firewall::publish_begin`] changes the host at once (a process started),
+    /// rather than handing back a change to commit later.
+    fn publishes_in_a_process(&self) -> bool;
     /// Removes a container's published ports; rules already gone are fine.
     fn unpublish(&self, ports: &[PortRule]) -> Result<()>;
+    /// The nf_tables deletions that remove exactly `ports`' rules, to commit together with
+    /// other deletions in one transaction ([`Change`]); None when this driver's rules
+    /// are not nf_tables rules here, or not all of them are there (the caller then uses
+    /// [`Firewall::unpublish`], which copes with any state).
+    fn unpublish_deletions(&self, ports: &[PortRule]) -> Result<Option<Change>>;
     /// The commands that would make `ports`' rules, in the driver's syntax (`inspect`).
     fn commands(&self, ports: &[PortRule]) -> Vec<String>;
     /// The rules of `ports` as they are in the kernel now, with their counters.

@@ -17,7 +17,7 @@ use nlink::netlink::nftables::{
 use nlink::netlink::types::route::RouteType;
 
 use super::rules::{self, bound_address, port_comment, Network, Rule, Stage, LOOPBACK};
-use super::{iptables, CountedRule, Firewall};
+use super::{iptables, CountedRule, Firewall, Publishing};
 use crate::explain;
 use crate::network::nftables;
 use crate::types::{PortRule, Proto};
@@ -183,6 +183,26 @@ fn listed() -> Result<Vec<Listed>> {
     })
 }
 
+/// Deleting the rules of `ports` that are in `listed`, as one change.
+fn deletions(ports: &[PortRule], listed: Vec<Listed>) -> nftables::Change {
+    let ours: Vec<String> = ports.iter().map(port_comment).collect();
+    let mut d = nftables::Change::default();
+    for r in listed.into_iter().filter(|r| r.chain == DNAT && r.comment.as_ref().is_some_and(|c| ours.contains(c))) {
+        d.delete_rule(FAMILY, TABLE, DNAT, r.handle);
+    }
+    d
+}
+
+/// The rules that publish `ports`, as one change.
+fn publication(ports: &[PortRule]) -> nftables::Change {
+    let mut change = nftables::Change::default();
+    for p in ports {
+        let (text, rule) = add_rule_text(&Rule::Publish(p.clone()));
+        change.add(text, move |tx| Ok(tx.add_rule(rule)));
+    }
+    change
+}
+
 impl Firewall for Nftables {
     fn setup_network(&self, net: &Network) -> Result<()> {
         let mut text = vec![format!("add table ip {TABLE}"), format!("add chain ip {TABLE} {DNAT}")];
@@ -238,28 +258,40 @@ impl Firewall for Nftables {
     }
 
     fn publish(&self, ports: &[PortRule]) -> Result<()> {
-        let (text, rules): (Vec<String>, Vec<NftRule>) =
-            ports.iter().map(|p| add_rule_text(&Rule::Publish(p.clone()))).unzip();
-        explain::step(&script(&text), "publish the ports: rewrite the destination to the container");
-        nftables::commit(|tx| Ok(rules.into_iter().fold(tx, |tx, r| tx.add_rule(r))))
+        let change = publication(ports);
+        explain::step(&change.command(), "publish the ports: rewrite the destination to the container");
+        change.commit()
+    }
+
+    fn publishes_in_a_process(&self) -> bool {
+        false
+    }
+
+    /// One transaction with whatever else goes in with it (the port filter).
+    fn publish_begin(&self, ports: &[PortRule]) -> Result<Publishing> {
+        Ok(Publishing::Change(publication(ports)))
     }
 
     fn unpublish(&self, ports: &[PortRule]) -> Result<()> {
         if ports.is_empty() || !nftables::table_exists(FAMILY, TABLE)? {
             return Ok(());
         }
-        let ours: Vec<String> = ports.iter().map(port_comment).collect();
-        let handles: Vec<u64> = listed()?
-            .into_iter()
-            .filter(|r| r.chain == DNAT && r.comment.as_ref().is_some_and(|c| ours.contains(c)))
-            .map(|r| r.handle)
-            .collect();
-        if handles.is_empty() {
+        let d = deletions(ports, listed()?);
+        if d.is_empty() {
             return Ok(());
         }
-        let text: Vec<String> = handles.iter().map(|h| format!("delete rule ip {TABLE} {DNAT} handle {h}")).collect();
-        explain::step(&script(&text), "unpublish the ports");
-        nftables::commit(|tx| Ok(handles.iter().fold(tx, |tx, h| tx.del_rule(TABLE, DNAT, FAMILY, *h))))
+        explain::step(&d.command(), "unpublish the ports");
+        d.commit()
+    }
+
+    fn unpublish_deletions(&self, ports: &[PortRule]) -> Result<Option<nftables::Change>> {
+        if ports.is_empty() {
+            return Ok(Some(nftables::Change::default()));
+        }
+        // One dump; a missing table (or any other trouble) is left to `unpublish`.
+        let Ok(listed) = listed() else { return Ok(None) };
+        let d = deletions(ports, listed);
+        Ok((d.len() == ports.len()).then_some(d))
     }
 
     fn commands(&self, ports: &[PortRule]) -> Vec<String> {
