@@ -280,6 +280,13 @@ for drv in iptables nftables; do
     read -r n pmed pp90 < <(stats "$W/fw-p")
     ratio=$(awk -v a="$pmed" -v b="$nmed" 'BEGIN { printf "%.2f", a / b }')
     row "6. $drv: run --rm -p 8080:80 (none: $nmed)" "$n" "$pmed" "$pp90" "<= 1.5x none" "${ratio}x $(verdict "$ratio" 1.5)"
+    # The same, each -p run right after another: the kernel is then still destroying the
+    # previous container's netns and veth pair (RCU grace periods, rtnl) in the background.
+    : >"$W/fw-b2b"
+    DOCKLING_FIREWALL_DRIVER=$drv bench_time "$REPS" "$W/fw-b2b" "$D" --root "$R" --firewall-driver "$drv" run --rm -p 8080:80 busybox true
+    read -r n bmed bp90 < <(stats "$W/fw-b2b")
+    bratio=$(awk -v a="$bmed" -v b="$nmed" 'BEGIN { printf "%.2f", a / b }')
+    row "   $drv: the same, back to back" "$n" "$bmed" "$bp90" "-" "${bratio}x none"
     : >"$W/fw-seq"
     for i in $(seq "$N_FW"); do
         WARMUP=0 bench_time 1 "$W/fw-seq" "$D" --root "$R" --firewall-driver "$drv" run -d --name "fw$i" -p "$((20000 + i)):80" busybox sleep 600
