@@ -109,7 +109,7 @@ fn example_02_network() {
             "ip addr add 10.131.0.1/24 dev dockling0",
             "type veth peer name eth0 netns demo-net-a",
             "master dockling0 up",
-            "ip netns exec demo-net-a ip addr add 10.131.0.2/24 dev eth0",
+            "ip netns exec demo-net-a ip addr add 10.131.0.2/24 brd 10.131.0.255 dev eth0",
             "ip netns exec demo-net-a ip route add default via 10.131.0.1",
         ],
     );

@@ -23,6 +23,8 @@ pub struct InitConfig {
     pub env: Vec<String>,
     pub workdir: String,
     pub new_net: bool,
+    /// Bridge mode: what init sets up on eth0 once `run` has made it.
+    pub eth0: Option<crate::network::inside::Eth0>,
     pub network_mode: NetworkMode,
     /// The cgroups init moves itself into before anything else.
     pub cgroups: Vec<PathBuf>,
@@ -71,7 +73,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
         super::tty::become_tty(console.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
     }
     if cfg.network_mode == NetworkMode::None {
-        loopback_up().map_err(Failure::context("bringing lo up"))?;
+        crate::network::inside::configure(None).map_err(Failure::context("bringing lo up"))?;
     }
     crate::explain::step(&format!("hostname {}", cfg.hostname), "the container's own host name (UTS namespace)");
     nix::unistd::sethostname(&cfg.hostname).map_err(Failure::context("sethostname"))?;
@@ -81,6 +83,10 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
         return Err(Failure::new(RUNTIME_ERROR, "dockling run went away before the container started"));
     }
     crate::timing::mark("init: go");
+    // The veth's peer exists now (`run` made it before sending go): its address and route.
+    if let Some(eth0) = &cfg.eth0 {
+        crate::network::inside::configure(Some(eth0)).map_err(Failure::context("configuring eth0"))?;
+    }
     // `run` has put us in our cgroups: now a cgroup namespace rooted there.
     if std::path::Path::new("/proc/self/ns/cgroup").exists() {
         crate::explain::approx("unshare --cgroup", "the container sees its own cgroup as /");
@@ -98,33 +104,4 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     }
 
     Err(execve::exec_command(&cfg.argv, &cfg.env, &cfg.workdir))
-}
-
-/// `ip link set lo up` inside a `--network none` netns, with one ioctl (bridge mode does it
-/// over netlink with the rest of eth0's setup).
-fn loopback_up() -> std::io::Result<()> {
-    crate::explain::approx("nsenter --net=/proc/PID/ns/net ip link set lo up", "the container's own loopback");
-    // SAFETY: a plain datagram socket and two ioctls on a zeroed, NUL-terminated ifreq.
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
-        if rc == 0 {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
-        }
-        let err = std::io::Error::last_os_error();
-        libc::close(sock);
-        if rc < 0 {
-            Err(err)
-        } else {
-            Ok(())
-        }
-    }
 }

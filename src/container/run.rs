@@ -251,6 +251,7 @@ fn start(
         env: c.env.clone(),
         workdir: c.workdir.clone(),
         new_net: c.network_mode != NetworkMode::Host,
+        eth0: network::eth0(c),
         network_mode: c.network_mode,
         cgroups: c.cgroups.clone(),
         security: c.security.clone(),

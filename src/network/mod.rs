@@ -8,6 +8,7 @@
 mod antispoof;
 mod bridge;
 pub mod firewall;
+pub mod inside;
 mod ipam;
 mod netlink;
 mod netns;
@@ -157,6 +158,16 @@ pub fn plan(c: &mut Container) {
     }
 }
 
+/// What init sets up on eth0 once [`attach`] has made it (bridge mode only).
+pub fn eth0(c: &Container) -> Option<inside::Eth0> {
+    match (c.network_mode, c.network.ip, c.network.prefix, c.network.gateway, &c.network.netns_name) {
+        (NetworkMode::Bridge, Some(ip), Some(prefix), Some(gateway), Some(netns)) => {
+            Some(inside::Eth0 { ip, prefix, gateway, netns: netns.clone() })
+        }
+        _ => None,
+    }
+}
+
 /// What [`prepare`] readied before the clone, for [`attach`] to finish.
 #[derive(Default)]
 pub struct Prepared {
@@ -220,7 +231,8 @@ pub fn prepare(store: &Store, c: &Container) -> Result<Prepared> {
 }
 
 /// Wires a cloned container (waiting in its netns) to the bridge and finishes publishing
-/// its ports, as [`plan`] recorded and [`prepare`] began. The port rules and the port
+/// its ports, as [`plan`] recorded and [`prepare`] began; init then configures its end
+/// ([`eth0`]). The port rules and the port
 /// filter go in on a second thread while the veth is made; the two do not depend on each
 /// other.
 pub fn attach(c: &Container, pid: nix::unistd::Pid, prepared: Prepared) -> Result<()> {
@@ -228,9 +240,8 @@ pub fn attach(c: &Container, pid: nix::unistd::Pid, prepared: Prepared) -> Resul
         return Ok(());
     }
     let pid = pid.as_raw();
-    let (ip, prefix, gateway) = match (c.network.ip, c.network.prefix, c.network.gateway) {
-        (Some(ip), Some(p), Some(g)) => (ip, p, g),
-        _ => anyhow::bail!("no address was reserved for the container"),
+    let Some(ip) = c.network.ip else {
+        anyhow::bail!("no address was reserved for the container");
     };
     let (Some(host), Some(name)) = (c.network.host_veth.clone(), c.network.netns_name.clone()) else {
         anyhow::bail!("the container's network was not planned");
@@ -249,10 +260,9 @@ pub fn attach(c: &Container, pid: nix::unistd::Pid, prepared: Prepared) -> Resul
                 veth::create(&h, &host, bridge_idx, bridge::BRIDGE, pid, &name, mac).await
             })?;
         }
-        crate::timing::mark("attach: veth");
-        netlink::in_netns_of(pid, move |h| veth::configure_inside(h, ip, prefix, gateway, name))
+        Ok(())
     })();
-    crate::timing::mark("attach: inside");
+    crate::timing::mark("attach: veth");
     let ruled = rules.join().map_err(|_| anyhow::anyhow!("the firewall thread panicked"))?;
     wired.and(ruled)
 }

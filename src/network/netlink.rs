@@ -1,10 +1,10 @@
-//! rtnetlink plumbing: a current-thread tokio runtime per batch of requests, and a
-//! dedicated OS thread for requests inside a container's netns (a netlink socket belongs
-//! to the netns of the thread that opened it; tokio's own threads must never `setns`).
+//! rtnetlink plumbing: a current-thread tokio runtime per batch of requests, on the
+//! calling thread (tokio's own threads must never `setns`; nothing here enters a
+//! container's netns: init configures its own end, see [`super::inside`]).
 
 use std::future::Future;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::Handle;
@@ -21,22 +21,6 @@ where
         tokio::spawn(conn);
         f(handle).await
     })
-}
-
-/// Runs `f` with a netlink handle opened inside the network namespace of `pid`.
-pub fn in_netns_of<T, F, Fut>(pid: i32, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(Handle) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T>>,
-{
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).context("opening the container's netns")?;
-    std::thread::spawn(move || {
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("entering the container's netns")?;
-        with_handle(f)
-    })
-    .join()
-    .map_err(|_| anyhow!("netlink thread panicked"))?
 }
 
 pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>> {

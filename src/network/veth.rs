@@ -1,11 +1,11 @@
 //! The per-container cable: a veth pair, host end on the bridge, peer moved into the
-//! container's netns and configured there as `eth0` with its address and default route.
+//! container's netns as `eth0` (init configures it: [`super::inside`]).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
 
 use super::netlink;
 use crate::explain;
@@ -54,31 +54,5 @@ pub async fn create(
         .execute()
         .await
         .context("attaching the veth to the bridge")?;
-    Ok(())
-}
-
-/// Inside the container's netns: address, up, default route.
-pub async fn configure_inside(handle: Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr, ns: String) -> Result<()> {
-    explain::step(&format!("ip netns exec {ns} ip link set lo up"), "the container's own loopback");
-    // lo is ifindex 1 in every netns (the kernel's LOOPBACK_IFINDEX): no lookup needed.
-    handle.link().set(LinkUnspec::new_with_index(1).up().build()).execute().await.context("bringing lo up")?;
-    let idx = netlink::link_by_name(&handle, "eth0").await?.context("eth0 missing inside the container")?.header.index;
-    explain::step(
-        &format!("ip netns exec {ns} ip addr add {ip}/{prefix} dev eth0"),
-        "the container's address on the bridge's subnet",
-    );
-    handle.address().add(idx, IpAddr::V4(ip), prefix).execute().await.context("adding the container address")?;
-    explain::step(&format!("ip netns exec {ns} ip link set eth0 up"), "switch the container's end on");
-    handle.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await.context("bringing eth0 up")?;
-    explain::step(
-        &format!("ip netns exec {ns} ip route add default via {gateway}"),
-        "everything not local goes to the bridge",
-    );
-    handle
-        .route()
-        .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build())
-        .execute()
-        .await
-        .context("adding the default route")?;
     Ok(())
 }
