@@ -3,6 +3,7 @@
 mod cgroups;
 mod cli;
 mod container;
+mod engine;
 mod error;
 mod explain;
 mod image;

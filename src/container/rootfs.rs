@@ -23,6 +23,8 @@ pub struct RootfsConfig {
     pub merged: PathBuf,
     /// Files bind-mounted over the image's: (path inside, contents).
     pub etc_files: Vec<(&'static str, String)>,
+    /// The spec's mounts every container gets (/proc, /dev, /sys, ...), in order.
+    pub spec_mounts: Vec<oci_spec::runtime::Mount>,
     pub mounts: Vec<Mount>,
 }
 
@@ -56,14 +58,15 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     pivot(merged)?;
     crate::timing::mark("init: pivot");
 
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs("/proc", "proc", nosuid, None, "a /proc that shows only the container's processes")?;
-    // A fresh sysfs (also for --network host: it then shows the host's interfaces),
-    // without the host's submounts such as /sys/fs/cgroup.
-    let sys_flags = if security.privileged { nosuid } else { nosuid | MsFlags::MS_RDONLY };
-    mount_fs("/sys", "sysfs", sys_flags, None, "read-only /sys")?;
+    // The spec's mounts: /proc, /dev and what is in it, a fresh sysfs (also for --network
+    // host: it then shows the host's interfaces), without the host's submounts such as
+    // /sys/fs/cgroup.
+    for m in &cfg.spec_mounts {
+        let planned = crate::engine::mount::plan(m)?;
+        planned.apply(why(&planned.destination))?;
+    }
     crate::timing::mark("init: proc sys");
-    make_dev()?;
+    make_devices()?;
     crate::timing::mark("init: dev");
     for (inside, text) in &cfg.etc_files {
         bind_file(inside, text)?;
@@ -83,19 +86,22 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     Ok(())
 }
 
-fn mount_fs(dir: &str, fstype: &str, flags: MsFlags, data: Option<&str>, why: &str) -> Result<()> {
-    let target = Path::new(dir);
-    fs::create_dir_all(target).with_context(|| format!("creating {dir}"))?;
-    let opts = data.map(|d| format!(" -o {d}")).unwrap_or_default();
-    explain::step(&format!("mount -t {fstype}{opts} {fstype} {}", target.display()), why);
-    mount(Some(fstype), target, Some(fstype), flags, data).with_context(|| format!("mounting {fstype} on {dir}"))
+/// What a standard mount is for, for `--explain`.
+fn why(destination: &Path) -> &'static str {
+    match destination.to_str() {
+        Some("/proc") => "a /proc that shows only the container's processes",
+        Some("/dev") => "a private /dev",
+        Some("/dev/pts") => "private pseudo-terminals",
+        Some("/sys") => "/sys, read-only",
+        Some("/dev/shm") => "POSIX shared memory",
+        Some("/dev/mqueue") => "POSIX message queues of the IPC namespace",
+        _ => "a mount of the container's spec",
+    }
 }
 
-/// A minimal /dev, as Docker makes it: a tmpfs with the safe devices, a private devpts,
-/// /dev/shm and /dev/mqueue.
-fn make_dev() -> Result<()> {
+/// The device nodes and links a program expects in /dev, as Docker makes them.
+fn make_devices() -> Result<()> {
     let dev = Path::new("/dev");
-    mount_fs("/dev", "tmpfs", MsFlags::MS_NOSUID, Some("mode=755,size=65536k"), "a private /dev")?;
     for (name, major, minor) in
         [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
     {
@@ -108,27 +114,6 @@ fn make_dev() -> Result<()> {
         "for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 /dev/$n c $a $b; done",
         "the device nodes a program expects",
     );
-    mount_fs(
-        "/dev/pts",
-        "devpts",
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-        "private pseudo-terminals",
-    )?;
-    mount_fs(
-        "/dev/shm",
-        "tmpfs",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-        "POSIX shared memory",
-    )?;
-    mount_fs(
-        "/dev/mqueue",
-        "mqueue",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-        "POSIX message queues of the IPC namespace",
-    )?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),

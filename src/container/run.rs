@@ -244,6 +244,7 @@ fn start(
             // directory fewer to make and delete per container.
             merged: dir.clone(),
             etc_files: network::etc_files(c),
+            spec_mounts: crate::engine::defaults::mounts(c.security.privileged),
             mounts: c.mounts.clone(),
         },
         hostname: c.hostname.clone(),

@@ -1,0 +1,37 @@
+//! The mounts Docker's engine writes into every container's spec (see
+//! `../shared/oci-runtime/docker-20.10-run-bridge.config.json`), which `dockling run`
+//! gives its containers too. Not yet `/sys/fs/cgroup`: on this machine's hybrid cgroups a
+//! `cgroup` mount means one mount per v1 controller, which comes with the rest of the
+//! spec's cgroup support.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::Mount;
+
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(PathBuf::from(source)));
+    m.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+/// /proc, /sys (read-only unless `privileged`), /dev and what goes in it, in Docker's
+/// order and with Docker's options.
+pub fn mounts(privileged: bool) -> Vec<Mount> {
+    let sys: &[&str] = if privileged { &["nosuid", "noexec", "nodev"] } else { &["nosuid", "noexec", "nodev", "ro"] };
+    vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        mount("/sys", "sysfs", "sysfs", sys),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+    ]
+}

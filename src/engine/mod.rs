@@ -1,0 +1,10 @@
+//! The OCI engine: what a container is made of, as the runtime spec describes it
+//! (`oci_spec::runtime`), turned into system calls. `dockling run` describes its
+//! containers with the spec's types, and `dockling-runc` will hand over the spec an
+//! engine wrote; both end here. The engine knows nothing of images, networks or the
+//! command line.
+//!
+//! So far: the mounts ([`mount`]) and the mounts every container gets ([`defaults`]).
+
+pub mod defaults;
+pub mod mount;
