@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["main"],
     &["cli"],
     &["container"],
-    &["network", "image"],
+    &["network", "image", "engine"],
     &["state"],
     &["security", "cgroups"],
     &["types"],

@@ -1,13 +1,11 @@
 //! `-v HOST:CONTAINER[:ro]` bind mounts and `--tmpfs PATH[:OPTIONS]`, as Docker has them.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use nix::mount::{mount, MsFlags};
+use anyhow::Result;
 
+use crate::error;
 use crate::types::{Mount, TmpfsOptions};
-use crate::{error, explain};
 
 /// Checks the flags before anything is created: absolute paths, existing sources.
 pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>> {
@@ -107,108 +105,35 @@ fn check_target(target: &str, spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// `open_tree(2)` flags (linux/mount.h).
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-/// `move_mount(2)`: the source is the descriptor itself.
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-/// The host sources of the binds, taken before pivot_root as detached copies of their
-/// mount trees (`open_tree` with OPEN_TREE_CLONE): they can be attached inside the
-/// container after the host's tree is gone. One entry per mount; None for tmpfs.
-pub fn open_sources(mounts: &[Mount]) -> Result<Vec<Option<OwnedFd>>> {
+/// The mounts as the runtime spec writes them, as Docker's engine does: a volume is an
+/// `rbind` (plus `ro`) with `rprivate` propagation; a tmpfs has its flags and data.
+pub fn to_spec(mounts: &[Mount]) -> Vec<oci_spec::runtime::Mount> {
     mounts
         .iter()
-        .map(|m| match m {
-            Mount::Bind { source, .. } => {
-                let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
-                    .with_context(|| format!("bad path {}", source.display()))?;
-                let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
-                // SAFETY: a NUL-terminated path; returns a new descriptor or -1.
-                let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error())
-                        .with_context(|| format!("opening {}", source.display()));
+        .map(|m| {
+            let mut s = oci_spec::runtime::Mount::default();
+            match m {
+                Mount::Bind { source, target, read_only } => {
+                    s.set_destination(PathBuf::from(target));
+                    s.set_typ(Some("bind".into()));
+                    s.set_source(Some(source.clone()));
+                    let mut o = vec!["rbind".to_string()];
+                    if *read_only {
+                        o.push("ro".into());
+                    }
+                    o.push("rprivate".into());
+                    s.set_options(Some(o));
                 }
-                // SAFETY: a fresh descriptor we own.
-                Ok(Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }))
+                Mount::Tmpfs { target, options } => {
+                    s.set_destination(PathBuf::from(target));
+                    s.set_typ(Some("tmpfs".into()));
+                    s.set_source(Some(PathBuf::from("tmpfs")));
+                    s.set_options(Some(options.mount_options().split(',').map(str::to_string).collect()));
+                }
             }
-            Mount::Tmpfs { .. } => Ok(None),
+            s
         })
         .collect()
-}
-
-/// Mounts them after pivot_root: targets resolve inside the container, the binds come
-/// from the detached trees [`open_sources`] took.
-pub fn apply(mounts: &[Mount], sources: Vec<Option<OwnedFd>>) -> Result<()> {
-    for (m, fd) in mounts.iter().zip(sources) {
-        match (m, fd) {
-            (Mount::Bind { source, target, read_only }, Some(fd)) => {
-                let dest = Path::new(target);
-                // The host path no longer resolves here: ask the descriptor what it is.
-                let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
-                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-                    .unwrap_or(false);
-                let in_container = |p: &Path| format!("creating {} in the container", p.display());
-                if is_dir {
-                    std::fs::create_dir_all(dest).with_context(|| in_container(dest))?;
-                } else {
-                    if let Some(p) = dest.parent() {
-                        std::fs::create_dir_all(p).with_context(|| in_container(p))?;
-                    }
-                    if !dest.exists() {
-                        std::fs::write(dest, b"").with_context(|| in_container(dest))?;
-                    }
-                }
-                explain::step(
-                    &format!("mount --rbind {} {target}", source.display()),
-                    "a volume: the host's directory inside the container",
-                );
-                let to = std::ffi::CString::new(target.as_bytes()).with_context(|| format!("bad path {target}"))?;
-                // SAFETY: a valid descriptor, an empty and a NUL-terminated path.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_move_mount,
-                        std::os::fd::AsRawFd::as_raw_fd(&fd),
-                        c"".as_ptr(),
-                        libc::AT_FDCWD,
-                        to.as_ptr(),
-                        MOVE_MOUNT_F_EMPTY_PATH,
-                    )
-                };
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error())
-                        .with_context(|| format!("binding {} to {target}", source.display()));
-                }
-                if *read_only {
-                    crate::security::masked_paths::remount_read_only(dest)?;
-                }
-            }
-            (Mount::Tmpfs { target, options }, _) => {
-                let dest = Path::new(target);
-                std::fs::create_dir_all(dest).with_context(|| format!("creating {target} in the container"))?;
-                explain::step(
-                    &format!("mount -t tmpfs -o {} tmpfs {target}", options.mount_options()),
-                    "a scratch directory in memory",
-                );
-                let mut flags = MsFlags::empty();
-                for (on, flag) in [
-                    (options.read_only, MsFlags::MS_RDONLY),
-                    (!options.exec, MsFlags::MS_NOEXEC),
-                    (!options.suid, MsFlags::MS_NOSUID),
-                    (!options.dev, MsFlags::MS_NODEV),
-                ] {
-                    if on {
-                        flags |= flag;
-                    }
-                }
-                mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some(options.data().as_str()))
-                    .with_context(|| format!("mounting tmpfs on {target}"))?;
-            }
-            (Mount::Bind { target, .. }, None) => anyhow::bail!("no source opened for {target}"),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -350,5 +275,24 @@ mod tests {
         // One bad entry fails the whole list.
         assert!(parse(&[format!("{src}:/ok"), format!("{src}:rel")], &[]).is_err());
         assert!(parse(&[format!("{src}:/ok")], &strings(&["/ok", "/"])).is_err());
+    }
+
+    #[test]
+    fn volumes_and_tmpfs_become_dockers_spec_mounts() {
+        let src = existing();
+        let mounts = parse(&[format!("{src}:/data:ro")], &strings(&["/t:size=64m"])).unwrap();
+        let spec = to_spec(&mounts);
+        let bind = crate::engine::mount::plan(&spec[0]).unwrap();
+        assert_eq!(
+            bind.commands(),
+            [
+                format!("mount --rbind {src} /data"),
+                "mount -o remount,bind,ro /data".to_string(),
+                "mount --make-rprivate /data".to_string()
+            ]
+        );
+        let tmpfs = crate::engine::mount::plan(&spec[1]).unwrap();
+        assert_eq!(tmpfs.commands(), ["mount -t tmpfs -o rw,noexec,nosuid,nodev,size=67108864,mode=1777 tmpfs /t"]);
+        assert_eq!(tmpfs.data.as_deref(), Some("size=67108864,mode=1777"));
     }
 }

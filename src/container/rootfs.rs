@@ -10,9 +10,9 @@ use anyhow::{Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
+use crate::engine::mount::{self, Planned};
 use crate::explain;
 use crate::security::Security;
-use crate::types::Mount;
 
 /// The container's root filesystem, as `run` planned it.
 pub struct RootfsConfig {
@@ -25,7 +25,8 @@ pub struct RootfsConfig {
     pub etc_files: Vec<(&'static str, String)>,
     /// The spec's mounts every container gets (/proc, /dev, /sys, ...), in order.
     pub spec_mounts: Vec<oci_spec::runtime::Mount>,
-    pub mounts: Vec<Mount>,
+    /// The user's: `-v` and `--tmpfs`, as spec mounts, made after the files above.
+    pub mounts: Vec<oci_spec::runtime::Mount>,
 }
 
 pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
@@ -35,7 +36,8 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
 
     // The volumes, taken now as detached copies of the host's trees: the overlay is about
     // to cover the container's directory, and after pivot_root nothing of the host is left.
-    let volumes = super::mounts::open_sources(&cfg.mounts)?;
+    let volumes: Vec<Planned> = cfg.mounts.iter().map(mount::plan).collect::<Result<_>>()?;
+    let sources = volumes.iter().map(Planned::open_source).collect::<Result<Vec<_>>>()?;
     let lowers: Vec<String> = cfg.lowers.iter().map(|p| p.display().to_string()).collect();
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},volatile",
@@ -62,8 +64,8 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     // host: it then shows the host's interfaces), without the host's submounts such as
     // /sys/fs/cgroup.
     for m in &cfg.spec_mounts {
-        let planned = crate::engine::mount::plan(m)?;
-        planned.apply(why(&planned.destination))?;
+        let planned = mount::plan(m)?;
+        planned.apply(None, why(&planned.destination))?;
     }
     crate::timing::mark("init: proc sys");
     make_devices()?;
@@ -71,7 +73,13 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     for (inside, text) in &cfg.etc_files {
         bind_file(inside, text)?;
     }
-    super::mounts::apply(&cfg.mounts, volumes)?;
+    for (planned, source) in volumes.iter().zip(sources) {
+        let why = match planned.fstype {
+            None => "a volume: the host's directory inside the container",
+            Some(_) => "a scratch directory in memory",
+        };
+        planned.apply(source, why)?;
+    }
     crate::timing::mark("init: etc");
     if !security.privileged {
         crate::security::masked_paths::apply()?;

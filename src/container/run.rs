@@ -245,7 +245,7 @@ fn start(
             merged: dir.clone(),
             etc_files: network::etc_files(c),
             spec_mounts: crate::engine::defaults::mounts(c.security.privileged),
-            mounts: c.mounts.clone(),
+            mounts: super::mounts::to_spec(&c.mounts),
         },
         hostname: c.hostname.clone(),
         argv: c.command.clone(),

@@ -7,4 +7,5 @@
 //! So far: the mounts ([`mount`]) and the mounts every container gets ([`defaults`]).
 
 pub mod defaults;
+mod detached;
 pub mod mount;

@@ -5,12 +5,14 @@
 //! `ro`, `nosuid`, ... on the bind itself). What the engine cannot honour is refused
 //! with the option's name, never skipped.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
+use super::detached;
 use crate::explain;
 
 /// A mount, planned: what to call `mount(2)` with, and after.
@@ -174,26 +176,50 @@ impl Planned {
         out
     }
 
+    /// For a bind: its source, taken now (before `pivot_root`, while the host's paths
+    /// still resolve) as a detached copy of its mount tree, to be attached by [`apply`]
+    /// once nothing of the host is left to resolve a path into. None for the others.
+    ///
+    /// [`apply`]: Planned::apply
+    pub fn open_source(&self) -> Result<Option<OwnedFd>> {
+        match (&self.fstype, &self.source) {
+            (None, Some(source)) => detached::open_tree(source, self.flags.contains(MsFlags::MS_REC)).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Makes the mount inside the container's root (already `/`): the destination is
-    /// made first (a file for a bind of a file), then the mount, the bind's remount and
-    /// the propagation.
-    pub fn apply(&self, why: &str) -> Result<()> {
+    /// made first (a file for a bind of a file), then the mount (a bind from `source`,
+    /// what [`Planned::open_source`] took), the bind's remount and the propagation.
+    pub fn apply(&self, source: Option<OwnedFd>, why: &str) -> Result<()> {
         for c in self.commands() {
             explain::step(&c, why);
         }
         let dest = &self.destination;
-        self.make_destination()?;
-        nix::mount::mount(self.source.as_deref(), dest, self.fstype.as_deref(), self.flags, self.data.as_deref())
-            .with_context(|| format!("mounting {}", dest.display()))?;
+        match source {
+            Some(fd) => {
+                self.make_destination(detached::is_dir(&fd))?;
+                detached::move_mount(&fd, dest)?;
+            }
+            None => {
+                let is_dir = self.fstype.is_some() || self.source.as_deref().is_none_or(|s| Path::new(s).is_dir());
+                self.make_destination(is_dir)?;
+                nix::mount::mount(
+                    self.source.as_deref(),
+                    dest,
+                    self.fstype.as_deref(),
+                    self.flags,
+                    self.data.as_deref(),
+                )
+                .with_context(|| format!("mounting {}", dest.display()))?;
+            }
+        }
         if let Some(flags) = self.remount {
-            nix::mount::mount(
-                None::<&str>,
-                dest,
-                None::<&str>,
-                flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .with_context(|| format!("remounting {}", dest.display()))?;
+            // The flags the bind has already (from its source) are kept: a bind remount
+            // replaces them all.
+            let all = flags | current_flags(dest)? | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+            nix::mount::mount(None::<&str>, dest, None::<&str>, all, None::<&str>)
+                .with_context(|| format!("remounting {}", dest.display()))?;
         }
         if let Some(p) = self.propagation {
             nix::mount::mount(None::<&str>, dest, None::<&str>, p, None::<&str>)
@@ -202,10 +228,9 @@ impl Planned {
         Ok(())
     }
 
-    fn make_destination(&self) -> Result<()> {
+    fn make_destination(&self, is_dir: bool) -> Result<()> {
         let dest = &self.destination;
-        let file = self.fstype.is_none() && self.source.as_deref().is_some_and(|s| !Path::new(s).is_dir());
-        if file {
+        if !is_dir {
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
@@ -216,6 +241,23 @@ impl Planned {
         }
         std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))
     }
+}
+
+/// The per-mount flags a mount has now that a bind remount would otherwise drop.
+fn current_flags(p: &Path) -> Result<MsFlags> {
+    use nix::sys::statvfs::FsFlags;
+    let stat = nix::sys::statvfs::statvfs(p).with_context(|| format!("statvfs {}", p.display()))?;
+    let mut flags = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if stat.flags().contains(fs) {
+            flags |= ms;
+        }
+    }
+    Ok(flags)
 }
 
 fn propagation_name(p: MsFlags) -> &'static str {
