@@ -217,7 +217,7 @@ impl Planned {
         if let Some(flags) = self.remount {
             // The flags the bind has already (from its source) are kept: a bind remount
             // replaces them all.
-            let all = flags | current_flags(dest)? | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+            let all = flags | crate::sys::mount_flags::kept(dest)? | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
             nix::mount::mount(None::<&str>, dest, None::<&str>, all, None::<&str>)
                 .with_context(|| format!("remounting {}", dest.display()))?;
         }
@@ -241,23 +241,6 @@ impl Planned {
         }
         std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))
     }
-}
-
-/// The per-mount flags a mount has now that a bind remount would otherwise drop.
-fn current_flags(p: &Path) -> Result<MsFlags> {
-    use nix::sys::statvfs::FsFlags;
-    let stat = nix::sys::statvfs::statvfs(p).with_context(|| format!("statvfs {}", p.display()))?;
-    let mut flags = MsFlags::empty();
-    for (fs, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-    ] {
-        if stat.flags().contains(fs) {
-            flags |= ms;
-        }
-    }
-    Ok(flags)
 }
 
 fn propagation_name(p: MsFlags) -> &'static str {

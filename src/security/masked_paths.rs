@@ -58,18 +58,7 @@ pub fn apply() -> Result<()> {
 
 /// Re-mounts a mount point read-only, keeping its other flags (nosuid, nodev, ...).
 pub fn remount_read_only(p: &Path) -> Result<()> {
-    let stat = nix::sys::statvfs::statvfs(p).with_context(|| format!("statvfs {}", p.display()))?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    use nix::sys::statvfs::FsFlags;
-    for (fs, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-    ] {
-        if stat.flags().contains(fs) {
-            flags |= ms;
-        }
-    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | crate::sys::mount_flags::kept(p)?;
     mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
         .with_context(|| format!("making {} read-only", p.display()))
 }

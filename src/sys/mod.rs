@@ -4,6 +4,7 @@
 pub mod fd;
 pub mod last_close;
 pub mod lock;
+pub mod mount_flags;
 pub mod process;
 pub mod sealed_exe;
 pub mod terminal;
