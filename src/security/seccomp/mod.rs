@@ -67,6 +67,18 @@ pub fn install(caps: &[String]) -> Result<()> {
     load(&program(caps)?)
 }
 
+/// The filter a runtime spec asks for (`linux.seccomp`, as Docker and containerd write
+/// it: their own profile, already chosen for the container's capabilities), compiled by
+/// the same generator, argument conditions included. What it cannot honour (an action or
+/// a comparison it does not know, no rules for this architecture) is an error.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn compile_spec(seccomp: &serde_json::Value) -> Result<Vec<libc::sock_filter>> {
+    let text = serde_json::to_string(seccomp).context("reading linux.seccomp")?;
+    let profile: profile::Profile = serde_json::from_str(&text).context("parsing linux.seccomp")?;
+    let rules = profile.resolve(profile::ARCH)?.select(&[], kernel_version());
+    bpf::compile(&rules)
+}
+
 /// Loads a filter with the seccomp syscall itself, without setting no_new_privs:
 /// `--security-opt no-new-privileges=false` must be able to lift it (we still hold
 /// CAP_SYS_ADMIN here, so the kernel does not require it).

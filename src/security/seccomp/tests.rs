@@ -340,3 +340,30 @@ fn the_precompiled_program_is_for_containers_without_the_mentioned_capabilities(
         assert!(builtin::precompiled(&[cap.to_string()]).is_none(), "{cap}");
     }
 }
+
+/// Docker's own filter, as it hands it over in config.json (`linux.seccomp`), compiled
+/// by our generator: its allow list, its argument conditions, its default.
+#[test]
+fn dockers_spec_filter_compiles_with_its_conditions() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oci-runtime/docker-20.10-run-bridge.config.json");
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let prog = compile_spec(&spec["linux"]["seccomp"]).unwrap();
+    assert_eq!(call(&prog, libc::SYS_read, &[]), ALLOW);
+    assert_eq!(call(&prog, libc::SYS_mount, &[]), EPERM);
+    assert_eq!(call(&prog, libc::SYS_reboot, &[]), EPERM);
+    // personality: allowed only for the values Docker lists.
+    assert_eq!(call(&prog, libc::SYS_personality, &[0]), ALLOW);
+    assert_eq!(call(&prog, libc::SYS_personality, &[8]), ALLOW);
+    assert_eq!(call(&prog, libc::SYS_personality, &[0x0bad_c0de]), EPERM);
+    // clone: only without namespace flags (the masked comparison Docker writes).
+    assert_eq!(call(&prog, libc::SYS_clone, &[libc::SIGCHLD as u64]), ALLOW);
+    assert_eq!(call(&prog, libc::SYS_clone, &[libc::CLONE_NEWNS as u64 | libc::SIGCHLD as u64]), EPERM);
+}
+
+#[test]
+fn a_spec_filter_with_an_unknown_action_is_refused() {
+    let bad = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]});
+    let e = compile_spec(&bad).unwrap_err().to_string();
+    assert!(e.contains("SCMP_ACT_NOTIFY"), "{e}");
+}
