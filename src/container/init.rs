@@ -22,7 +22,8 @@ pub struct InitConfig {
     pub argv: Vec<String>,
     pub env: Vec<String>,
     pub workdir: String,
-    pub new_net: bool,
+    /// The namespaces: made at clone time, joined by init first, and the cgroup one.
+    pub namespaces: crate::engine::namespaces::Plan,
     /// Bridge mode: what init sets up on eth0 once `run` has made it.
     pub eth0: Option<crate::network::inside::Eth0>,
     pub network_mode: NetworkMode,
@@ -65,6 +66,11 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     // A session of its own, so no controlling terminal: the caller's terminal can never
     // be reached through /dev/tty (TIOCSTI would type into the caller's shell).
     nix::unistd::setsid().map_err(Failure::context("setsid"))?;
+    // Namespaces to join by path, first (the pid one was joined by whoever cloned us).
+    for (kind, path) in cfg.namespaces.join.iter().filter(|(k, _)| *k != nix::sched::CloneFlags::CLONE_NEWPID) {
+        let ns = File::open(path).map_err(Failure::context("opening a namespace to join"))?;
+        nix::sched::setns(ns, *kind).map_err(Failure::context("joining a namespace"))?;
+    }
     crate::cgroups::join_self(&cfg.cgroups).map_err(Failure::setup)?;
     crate::timing::mark("init: joined");
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;
@@ -88,7 +94,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
         crate::network::inside::configure(Some(eth0)).map_err(Failure::context("configuring eth0"))?;
     }
     // `run` has put us in our cgroups: now a cgroup namespace rooted there.
-    if std::path::Path::new("/proc/self/ns/cgroup").exists() {
+    if cfg.namespaces.new_cgroup {
         crate::explain::approx("unshare --cgroup", "the container sees its own cgroup as /");
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(Failure::context("unsharing the cgroup namespace"))?;

@@ -251,7 +251,9 @@ fn start(
         argv: c.command.clone(),
         env: c.env.clone(),
         workdir: c.workdir.clone(),
-        new_net: c.network_mode != NetworkMode::Host,
+        namespaces: crate::engine::namespaces::plan(&crate::engine::defaults::namespaces(
+            c.network_mode != NetworkMode::Host,
+        ))?,
         eth0: network::eth0(c),
         network_mode: c.network_mode,
         cgroups: c.cgroups.clone(),

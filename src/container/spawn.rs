@@ -62,25 +62,17 @@ impl Starter {
     }
 }
 
-/// The namespaces a container gets at clone time (the cgroup namespace comes later, once
-/// `run` has moved init into its cgroups, so that its root is the container's group).
-pub fn clone_flags(new_net: bool) -> CloneFlags {
-    let mut flags =
-        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-    if new_net {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    flags
-}
-
 /// Clones init. Must be called while the process has a single thread.
 pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
     ensure_single_threaded()?;
-    let flags = clone_flags(cfg.new_net);
-    crate::explain::approx(
-        &format!("unshare --pid --mount --uts --ipc{} --fork", if cfg.new_net { " --net" } else { "" }),
-        "clone the container's first process into new namespaces",
-    );
+    let flags = cfg.namespaces.new;
+    crate::explain::approx(&cfg.namespaces.command(), "clone the container's first process into its namespaces");
+    // A pid namespace to join is entered for our children only, around the clone.
+    let pid_join = cfg.namespaces.join.iter().find(|(k, _)| *k == CloneFlags::CLONE_NEWPID).map(|(_, p)| p.clone());
+    let restore = match &pid_join {
+        Some(path) => Some(enter_pid_namespace(path)?),
+        None => None,
+    };
     // Non-dumpable before the clone, so init is never dumpable, not even for a moment
     // (the flag is copied with the memory map; the monitor's clone comes through here too).
     crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
@@ -95,9 +87,20 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
     });
     // SAFETY: the process is single-threaded here (checked by the callers' design: no
     // threads or runtimes exist before spawn), and the child only runs `init::main`.
-    let pid = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) }
-        .context("cloning the container process (are you root?)")?;
-    Ok(pid)
+    let cloned = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) };
+    if let Some(ours) = restore {
+        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
+    }
+    cloned.context("cloning the container process (are you root?)")
+}
+
+/// Enters the pid namespace at `path` for the processes we clone next; returns ours, to
+/// go back to.
+fn enter_pid_namespace(path: &std::path::Path) -> Result<std::fs::File> {
+    let ours = std::fs::File::open("/proc/self/ns/pid_for_children").context("opening our pid namespace")?;
+    let theirs = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    nix::sched::setns(theirs, CloneFlags::CLONE_NEWPID).context("entering the pid namespace to join")?;
+    Ok(ours)
 }
 
 /// Cloning a multi-threaded process copies only the calling thread, with whatever locks

@@ -1,12 +1,12 @@
 //! The mounts Docker's engine writes into every container's spec (see
-//! `../shared/oci-runtime/docker-20.10-run-bridge.config.json`), which `dockling run`
-//! gives its containers too. Not yet `/sys/fs/cgroup`: on this machine's hybrid cgroups a
+//! `tests/fixtures/oci-runtime/docker-20.10-run-bridge.config.json`), which `dockling run`
+//! gives its containers too, and its namespaces. Not yet `/sys/fs/cgroup`: on this machine's hybrid cgroups a
 //! `cgroup` mount means one mount per v1 controller, which comes with the rest of the
 //! spec's cgroup support.
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Mount};
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     let mut m = Mount::default();
@@ -34,4 +34,26 @@ pub fn mounts(privileged: bool) -> Vec<Mount> {
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
     ]
+}
+
+/// New pid, mount, uts, ipc and (unless `--network host`) network namespaces, as Docker
+/// lists them, and a cgroup namespace where the kernel has them (Docker's default on
+/// cgroup v2; dockling's everywhere).
+pub fn namespaces(new_net: bool) -> Vec<LinuxNamespace> {
+    let mut kinds =
+        vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc];
+    if new_net {
+        kinds.push(LinuxNamespaceType::Network);
+    }
+    if std::path::Path::new("/proc/self/ns/cgroup").exists() {
+        kinds.push(LinuxNamespaceType::Cgroup);
+    }
+    kinds
+        .into_iter()
+        .map(|t| {
+            let mut n = LinuxNamespace::default();
+            n.set_typ(t);
+            n
+        })
+        .collect()
 }

@@ -4,8 +4,10 @@
 //! engine wrote; both end here. The engine knows nothing of images, networks or the
 //! command line.
 //!
-//! So far: the mounts ([`mount`]) and the mounts every container gets ([`defaults`]).
+//! So far: the mounts ([`mount`]), the namespaces ([`namespaces`]), and what every
+//! container of `dockling run` gets ([`defaults`]).
 
 pub mod defaults;
 mod detached;
 pub mod mount;
+pub mod namespaces;

@@ -232,14 +232,15 @@ impl Planned {
         let dest = &self.destination;
         if !is_dir {
             if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {} in the container", parent.display()))?;
             }
             if !dest.exists() {
-                std::fs::write(dest, b"").with_context(|| format!("creating {}", dest.display()))?;
+                std::fs::write(dest, b"").with_context(|| format!("creating {} in the container", dest.display()))?;
             }
             return Ok(());
         }
-        std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))
+        std::fs::create_dir_all(dest).with_context(|| format!("creating {} in the container", dest.display()))
     }
 }
 
