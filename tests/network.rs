@@ -743,3 +743,58 @@ fn without_iptables_the_default_falls_back_to_nftables() {
     sim.dockling_ok(&["rm", "-f", &name]);
     sim.finish();
 }
+
+/// The pod pattern (`--network container:X --pid container:X`): the second container
+/// shares the first one's network (the same loopback, the same ports) and sees its
+/// processes; nothing of the network is made for it, or left by it.
+#[test]
+fn a_container_joins_another_ones_network_and_pid_namespaces() {
+    let sim = SimHost::new("pod");
+    sim.image("busybox");
+    let web = sim.cname("web");
+    let (_, ip) = start_httpd(&sim, &web, None, "pod-body");
+    let rules_before = sim.firewall_rules();
+    let links_before = sim.links();
+    let net = format!("container:{web}");
+    let probe = format!("({}); echo; ps -o comm", http_get_cmd("127.0.0.1", 80));
+    let o = sim.dockling(&["run", "--rm", "--network", &net, "--pid", &net, "busybox", "sh", "-c", &probe]);
+    assert!(o.ok(), "{o}");
+    // The page came over the first container's own loopback, and its httpd is in view.
+    assert!(o.stdout.contains("pod-body"), "no page over the shared loopback:\n{o}");
+    assert!(o.stdout.lines().any(|l| l.trim() == "httpd"), "the first container's httpd is not in view:\n{o}");
+    // The joiner got no address, veth or rule of its own, and its exit took nothing away.
+    assert_eq!(sim.firewall_rules(), rules_before, "the joiner changed the rules");
+    assert_eq!(sim.links(), links_before, "the joiner left a link behind");
+    sim.wait_http(false, &format!("http://{ip}:80/"), "pod-body");
+
+    // Bad input: one line, 125, nothing made.
+    let stopped = sim.cname("stopped");
+    sim.run_d(&["--name", &stopped, "busybox", "true"]);
+    assert!(
+        wait_until(WAIT, || sim
+            .dockling_ok(&["ps", "-a"])
+            .lines()
+            .any(|l| l.contains(&stopped) && l.contains("Exited"))),
+        "{stopped} never exited"
+    );
+    let stopped_net = format!("container:{stopped}");
+    for (args, want) in [
+        (vec!["--network", "container:no-such-thing"], "No such container: no-such-thing"),
+        (vec!["--network", &stopped_net], "cannot join network of a non running container"),
+        (vec!["--network", &net, "-p", "8080:80"], "conflicting options: port publishing"),
+        (vec!["--network", &net, "--hostname", "h"], "conflicting options: hostname"),
+        (vec!["--pid", "host"], "invalid --pid"),
+    ] {
+        let mut full = vec!["run", "--rm"];
+        full.extend(args.iter().copied());
+        full.extend(["busybox", "true"]);
+        let o = sim.dockling(&full);
+        assert_eq!(o.code(), Some(125), "{full:?}: {o}");
+        assert_eq!(o.stderr_lines().len(), 1, "{full:?}: one line: {o}");
+        assert!(o.stderr.contains(want), "{full:?}: {o}");
+    }
+    let ids = sim.dockling_ok(&["ps", "-aq"]);
+    assert_eq!(ids.lines().count(), 2, "no container may have been made by bad input:\n{ids}");
+    sim.dockling_ok(&["rm", "-f", &web, &stopped]);
+    sim.finish();
+}

@@ -288,9 +288,13 @@ pub struct RunArgs {
     /// Tune container pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// Connect the container to a network: bridge, none or host.
-    #[arg(long, default_value = "bridge")]
+    /// Connect the container to a network: bridge, none, host, or container:NAME (share
+    /// that container's network namespace).
+    #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// PID namespace to use: container:NAME shares that container's.
+    #[arg(long)]
+    pub pid: Option<String>,
     /// Publish all the image's exposed ports to free host ports.
     #[arg(short = 'P', long)]
     pub publish_all: bool,
@@ -343,6 +347,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
                 workdir: args.workdir,
                 publish: args.publish,
                 network: mode,
+                network_of: NetworkMode::container_of(&args.network).map(str::to_string),
+                pid_of: match args.pid.as_deref() {
+                    None => None,
+                    Some(p) => Some(
+                        NetworkMode::container_of(p)
+                            .ok_or_else(|| crate::error::user(format!("invalid --pid {p:?} (use container:NAME)")))?
+                            .to_string(),
+                    ),
+                },
                 security: crate::security::Security::from_flags(
                     &args.cap_add,
                     &args.cap_drop,

@@ -64,6 +64,8 @@ mod tests {
             workdir: None,
             publish: Vec::new(),
             network: NetworkMode::Bridge,
+            network_of: None,
+            pid_of: None,
             security: crate::security::Security::from_flags(&[], &[], false, &[], None, false).unwrap(),
             limits: Default::default(),
             mounts: Vec::new(),

@@ -13,6 +13,10 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     pub publish: Vec<String>,
     pub network: NetworkMode,
+    /// `--network container:X`: X, whose network namespace the container joins.
+    pub network_of: Option<String>,
+    /// `--pid container:X`: X, whose pid namespace the container joins.
+    pub pid_of: Option<String>,
     pub security: crate::security::Security,
     pub limits: crate::cgroups::Limits,
     pub mounts: Vec<crate::types::Mount>,

@@ -54,6 +54,13 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     if opts.command.is_empty() {
         return Err(error::user("No command specified"));
     }
+    if opts.network == NetworkMode::Container && opts.hostname.is_some() {
+        return Err(error::user("conflicting options: hostname and the network mode"));
+    }
+    // The containers whose namespaces this one joins must run now; their namespaces are
+    // named by their pids (/proc/PID/ns/...), checked again when init joins them.
+    let net_of = opts.network_of.as_deref().map(|x| running_pid(store, x, "network")).transpose()?;
+    let pid_of = opts.pid_of.as_deref().map(|x| running_pid(store, x, "PID namespace")).transpose()?;
     let mut env = env::build_env(&opts.env)?;
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
@@ -90,7 +97,7 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
             crate::timing::mark("run: prepared");
             crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)?;
             crate::timing::mark("run: cgroups");
-            start(store, &c, &image, &opts).map(|started| (started, prepared))
+            start(store, &c, &image, &opts, (net_of, pid_of)).map(|started| (started, prepared))
         });
     // (On failure the prepared network is dropped before `abandon` cleans up: an
     // `iptables-restore` still running is waited for first.)
@@ -227,6 +234,7 @@ fn start(
     c: &Container,
     image: &crate::image::Image,
     opts: &RunOptions,
+    (net_of, pid_of): (Option<i32>, Option<i32>),
 ) -> Result<(Pid, Pid, spawn::Starter, Attach)> {
     let id = &c.id;
     let dir = store.container_dir(id);
@@ -253,6 +261,8 @@ fn start(
         workdir: c.workdir.clone(),
         namespaces: crate::engine::namespaces::plan(&crate::engine::defaults::namespaces(
             c.network_mode != NetworkMode::Host,
+            net_of,
+            pid_of,
         ))?,
         eth0: network::eth0(c),
         network_mode: c.network_mode,
@@ -286,6 +296,16 @@ fn start(
     // The container's ends go with cfg: closed here once the clone has its copies.
     let pid = spawn::spawn(cfg, &pipes)?;
     Ok((pid, Pid::this(), pipes.into_starter(), attach))
+}
+
+/// The pid of container `key`, which must be running: another container joins its
+/// `what` (Docker's words in the errors).
+fn running_pid(store: &Store, key: &str, what: &str) -> Result<i32> {
+    let x = store.resolve(key).map_err(|_| error::user(format!("No such container: {key}")))?;
+    match x.pid.filter(|_| x.process_alive()) {
+        Some(pid) => Ok(pid),
+        None => Err(error::user(format!("cannot join {what} of a non running container: {key}"))),
+    }
 }
 
 /// A `run` that failed before its container ran: undo what it made; the record goes

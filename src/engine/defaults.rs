@@ -38,22 +38,28 @@ pub fn mounts(privileged: bool) -> Vec<Mount> {
 
 /// New pid, mount, uts, ipc and (unless `--network host`) network namespaces, as Docker
 /// lists them, and a cgroup namespace where the kernel has them (Docker's default on
-/// cgroup v2; dockling's everywhere).
-pub fn namespaces(new_net: bool) -> Vec<LinuxNamespace> {
-    let mut kinds =
-        vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc];
-    if new_net {
-        kinds.push(LinuxNamespaceType::Network);
+/// cgroup v2; dockling's everywhere). `net_of` and `pid_of` are pids of running
+/// containers whose network and pid namespaces are joined instead (`container:X`).
+pub fn namespaces(new_net: bool, net_of: Option<i32>, pid_of: Option<i32>) -> Vec<LinuxNamespace> {
+    let ns = |t: LinuxNamespaceType, path: Option<String>| {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(t);
+        n.set_path(path.map(PathBuf::from));
+        n
+    };
+    let mut list = vec![
+        ns(LinuxNamespaceType::Pid, pid_of.map(|p| format!("/proc/{p}/ns/pid"))),
+        ns(LinuxNamespaceType::Mount, None),
+        ns(LinuxNamespaceType::Uts, None),
+        ns(LinuxNamespaceType::Ipc, None),
+    ];
+    if let Some(pid) = net_of {
+        list.push(ns(LinuxNamespaceType::Network, Some(format!("/proc/{pid}/ns/net"))));
+    } else if new_net {
+        list.push(ns(LinuxNamespaceType::Network, None));
     }
     if std::path::Path::new("/proc/self/ns/cgroup").exists() {
-        kinds.push(LinuxNamespaceType::Cgroup);
+        list.push(ns(LinuxNamespaceType::Cgroup, None));
     }
-    kinds
-        .into_iter()
-        .map(|t| {
-            let mut n = LinuxNamespace::default();
-            n.set_typ(t);
-            n
-        })
-        .collect()
+    list
 }

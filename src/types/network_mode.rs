@@ -11,6 +11,8 @@ pub enum NetworkMode {
     Bridge,
     None,
     Host,
+    /// `--network container:X`: X's network namespace, joined.
+    Container,
 }
 
 impl NetworkMode {
@@ -19,8 +21,14 @@ impl NetworkMode {
             "bridge" | "default" => Ok(NetworkMode::Bridge),
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
-            other => Err(error::user(format!("network {other} not found (use bridge, none or host)"))),
+            s if s.starts_with("container:") && s.len() > "container:".len() => Ok(NetworkMode::Container),
+            other => Err(error::user(format!("network {other} not found (use bridge, none, host or container:NAME)"))),
         }
+    }
+
+    /// The container `--network container:X` names.
+    pub fn container_of(s: &str) -> Option<&str> {
+        s.strip_prefix("container:").filter(|x| !x.is_empty())
     }
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +36,7 @@ impl NetworkMode {
             NetworkMode::Bridge => "bridge",
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Container => "container",
         }
     }
 }
