@@ -13,3 +13,5 @@ for bin in dockling dockling-monitor; do
         ln -f "target/$DOCKLING_TRIPLE/release/$bin" "target/release/$bin"
     fi
 done
+# dockling-runc: the same program under runc's name (it reads its name from argv[0]).
+ln -sfn dockling target/release/dockling-runc

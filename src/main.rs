@@ -8,6 +8,7 @@ mod error;
 mod explain;
 mod image;
 mod network;
+mod runc;
 mod security;
 mod state;
 mod sys;
@@ -25,6 +26,11 @@ fn main() {
         unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigDfl) };
     // The monitor's exit handler skips clap: it runs once per detached container.
     let args: Vec<std::ffi::OsString> = std::env::args_os().take(7).collect();
+    // The same binary as `dockling-runc`: runc's command line, for containerd and Docker.
+    let invoked = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).map(|n| n.to_os_string());
+    if invoked.is_some_and(|n| n == "dockling-runc") {
+        std::process::exit(runc::main());
+    }
     if args.get(1).is_some_and(|a| a == "_monitor-exit") {
         std::process::exit(monitor_exit(&args[2..]));
     }

@@ -78,6 +78,14 @@ const PROPAGATION: [(&str, MsFlags); 8] = [
 /// Options some runtimes honour that this engine does not (yet): refused by name.
 const UNSUPPORTED: [&str; 6] = ["tmpcopyup", "idmap", "ridmap", "rro", "rnosuid", "rnoexec"];
 
+/// The options [`plan`] honours, sorted (`dockling-runc features`).
+pub fn option_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> =
+        FLAGS.iter().map(|(n, ..)| *n).chain(PROPAGATION.iter().map(|(n, _)| *n)).chain(["bind", "rbind"]).collect();
+    names.sort_unstable();
+    names
+}
+
 /// Reads one spec mount.
 pub fn plan(m: &Mount) -> Result<Planned> {
     let destination = m.destination().clone();

@@ -36,6 +36,11 @@ fn flag_and_name(t: LinuxNamespaceType) -> Result<(CloneFlags, &'static str)> {
     })
 }
 
+/// The kinds [`plan`] honours, by the spec's names (`dockling-runc features`).
+pub fn supported() -> Vec<&'static str> {
+    vec!["cgroup", "ipc", "mount", "network", "pid", "uts"]
+}
+
 /// Reads the spec's list: each kind at most once; a path to join must exist. Kinds not
 /// listed are shared with the caller, as the spec says.
 pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
