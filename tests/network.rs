@@ -514,7 +514,7 @@ fn a_port_held_by_a_container_whose_monitor_died_is_freed_by_the_next_run() {
 }
 
 #[test]
-fn a_netns_still_held_after_stop_keeps_only_a_disabled_bridge_port() {
+fn a_netns_still_held_after_stop_keeps_only_a_switched_off_veth() {
     let sim = SimHost::new("heldns");
     sim.image("busybox");
     let first = sim.cname("first");
@@ -555,12 +555,15 @@ fn a_netns_still_held_after_stop_keeps_only_a_disabled_bridge_port() {
         }
     });
     sim.dockling_ok(&["stop", "-t", "1", &first]);
-    // The name and the rules are gone; the veth lives on with the netns, its port disabled.
+    // The name and the rules are gone; the veth lives on with the netns, switched off.
     assert!(!sim.netns_names().contains(&first), "the netns name must go with the container");
     let rules = sim.firewall_rules();
     assert!(!rules.lines().any(|l| mentions_ip(l, &ip)), "no rule may name {ip} after stop:\n{rules}");
-    let port = sim.sh_ok(&format!("bridge link show dev {veth}"));
-    assert!(port.contains("state disabled"), "the held veth's bridge port must be disabled: {port}");
+    let link = sim.sh_ok(&format!("ip -o link show dev {veth}"));
+    let flags = link.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(!flags.split(',').any(|f| f == "UP"), "the held veth must be switched off: {link}");
+    // The holder cannot switch it back on from inside: toggling its own end changes nothing.
+    sim.sh(&format!("nsenter --net=/proc/{holder}/ns/net sh -c 'ip link set eth0 down; ip link set eth0 up'"));
     // With real packets: the held netns reaches nothing any more.
     let o = sim.sh(&knock);
     assert!(!o.stdout.contains("connected"), "the held netns still reaches the host after stop:\n{o}");

@@ -59,8 +59,10 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     }
     // The containers whose namespaces this one joins must run now; their namespaces are
     // named by their pids (/proc/PID/ns/...), checked again when init joins them.
-    let net_of = opts.network_of.as_deref().map(|x| running_pid(store, x, "network")).transpose()?;
-    let pid_of = opts.pid_of.as_deref().map(|x| running_pid(store, x, "PID namespace")).transpose()?;
+    // Their namespaces are opened now (a pid alone could be reused by then) and named by
+    // our descriptors, /proc/self/fd/N, which the clone and the monitor's fork inherit.
+    let net_of = opts.network_of.as_deref().map(|x| open_namespace(store, x, "net")).transpose()?;
+    let pid_of = opts.pid_of.as_deref().map(|x| open_namespace(store, x, "pid")).transpose()?;
     let mut env = env::build_env(&opts.env)?;
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
@@ -97,7 +99,8 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
             crate::timing::mark("run: prepared");
             crate::cgroups::create(&c.cgroups, &c.limits, !c.security.privileged)?;
             crate::timing::mark("run: cgroups");
-            start(store, &c, &image, &opts, (net_of, pid_of)).map(|started| (started, prepared))
+            let joins = (net_of.as_ref().map(fd_path), pid_of.as_ref().map(fd_path));
+            start(store, &c, &image, &opts, joins).map(|started| (started, prepared))
         });
     // (On failure the prepared network is dropped before `abandon` cleans up: an
     // `iptables-restore` still running is waited for first.)
@@ -234,7 +237,7 @@ fn start(
     c: &Container,
     image: &crate::image::Image,
     opts: &RunOptions,
-    (net_of, pid_of): (Option<i32>, Option<i32>),
+    (net_of, pid_of): (Option<String>, Option<String>),
 ) -> Result<(Pid, Pid, spawn::Starter, Attach)> {
     let id = &c.id;
     let dir = store.container_dir(id);
@@ -298,14 +301,31 @@ fn start(
     Ok((pid, Pid::this(), pipes.into_starter(), attach))
 }
 
-/// The pid of container `key`, which must be running: another container joins its
-/// `what` (Docker's words in the errors).
-fn running_pid(store: &Store, key: &str, what: &str) -> Result<i32> {
+/// The `kind` namespace (`net`, `pid`) of container `key`, which must be running,
+/// opened (close-on-exec). Docker's words in the errors.
+fn open_namespace(store: &Store, key: &str, kind: &str) -> Result<OwnedFd> {
+    let what = if kind == "net" { "network" } else { "PID namespace" };
     let x = store.resolve(key).map_err(|_| error::user(format!("No such container: {key}")))?;
-    match x.pid.filter(|_| x.process_alive()) {
-        Some(pid) => Ok(pid),
-        None => Err(error::user(format!("cannot join {what} of a non running container: {key}"))),
+    let not_running = || error::user(format!("cannot join {what} of a non running container: {key}"));
+    let pid = x.pid.filter(|_| x.process_alive()).ok_or_else(not_running)?;
+    // Its init runs this binary until it execs: a privileged container that shares its pid
+    // namespace could read it through /proc/PID/exe.
+    if kind == "pid" && (x.security.privileged || x.security.capabilities.iter().any(|c| c == "CAP_SYS_PTRACE")) {
+        return Err(error::user(format!(
+            "joining the PID namespace of {key} is not supported: it holds CAP_SYS_PTRACE"
+        )));
     }
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/{kind}")).map_err(|_| not_running())?;
+    // Still the same process (not a pid reused meanwhile): the descriptor is its namespace.
+    if !x.process_alive() {
+        return Err(not_running());
+    }
+    Ok(ns.into())
+}
+
+/// A descriptor of ours as a path any process we fork or clone can open.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))
 }
 
 /// A `run` that failed before its container ran: undo what it made; the record goes

@@ -67,15 +67,16 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
     ensure_single_threaded()?;
     let flags = cfg.namespaces.new;
     crate::explain::approx(&cfg.namespaces.command(), "clone the container's first process into its namespaces");
-    // A pid namespace to join is entered for our children only, around the clone.
+    // Non-dumpable before the clone, so init is never dumpable, not even for a moment
+    // (the flag is copied with the memory map; the monitor's clone comes through here too).
+    crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
+    // A pid namespace to join is entered for our children only, right around the clone:
+    // nothing between here and the way back can fail.
     let pid_join = cfg.namespaces.join.iter().find(|(k, _)| *k == CloneFlags::CLONE_NEWPID).map(|(_, p)| p.clone());
     let restore = match &pid_join {
         Some(path) => Some(enter_pid_namespace(path)?),
         None => None,
     };
-    // Non-dumpable before the clone, so init is never dumpable, not even for a moment
-    // (the flag is copied with the memory map; the monitor's clone comes through here too).
-    crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     let mut stack = vec![0u8; 1024 * 1024];
     let go = pipes.go_read.as_raw_fd();
     let (go_w, err_r, err_w) = (pipes.go_write.as_raw_fd(), pipes.err_read.as_raw_fd(), pipes.err_write.as_raw_fd());
@@ -89,7 +90,15 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
     // threads or runtimes exist before spawn), and the child only runs `init::main`.
     let cloned = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) };
     if let Some(ours) = restore {
-        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).context("returning to our pid namespace")?;
+        if let Err(e) = nix::sched::setns(ours, CloneFlags::CLONE_NEWPID) {
+            // Our next children would land in the joined namespace: give up, and take the
+            // child we made with us.
+            if let Ok(pid) = cloned {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
+            return Err(e).context("returning to our pid namespace");
+        }
     }
     cloned.context("cloning the container process (are you root?)")
 }

@@ -38,9 +38,9 @@ pub fn mounts(privileged: bool) -> Vec<Mount> {
 
 /// New pid, mount, uts, ipc and (unless `--network host`) network namespaces, as Docker
 /// lists them, and a cgroup namespace where the kernel has them (Docker's default on
-/// cgroup v2; dockling's everywhere). `net_of` and `pid_of` are pids of running
-/// containers whose network and pid namespaces are joined instead (`container:X`).
-pub fn namespaces(new_net: bool, net_of: Option<i32>, pid_of: Option<i32>) -> Vec<LinuxNamespace> {
+/// cgroup v2; dockling's everywhere). `net_of` and `pid_of` are paths of network and
+/// pid namespaces to join instead (`container:X`).
+pub fn namespaces(new_net: bool, net_of: Option<String>, pid_of: Option<String>) -> Vec<LinuxNamespace> {
     let ns = |t: LinuxNamespaceType, path: Option<String>| {
         let mut n = LinuxNamespace::default();
         n.set_typ(t);
@@ -48,13 +48,13 @@ pub fn namespaces(new_net: bool, net_of: Option<i32>, pid_of: Option<i32>) -> Ve
         n
     };
     let mut list = vec![
-        ns(LinuxNamespaceType::Pid, pid_of.map(|p| format!("/proc/{p}/ns/pid"))),
+        ns(LinuxNamespaceType::Pid, pid_of),
         ns(LinuxNamespaceType::Mount, None),
         ns(LinuxNamespaceType::Uts, None),
         ns(LinuxNamespaceType::Ipc, None),
     ];
-    if let Some(pid) = net_of {
-        list.push(ns(LinuxNamespaceType::Network, Some(format!("/proc/{pid}/ns/net"))));
+    if let Some(path) = net_of {
+        list.push(ns(LinuxNamespaceType::Network, Some(path)));
     } else if new_net {
         list.push(ns(LinuxNamespaceType::Network, None));
     }

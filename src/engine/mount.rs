@@ -30,6 +30,9 @@ pub struct Planned {
     pub remount: Option<MsFlags>,
     /// A propagation change afterwards (`rprivate`, `slave`, ...).
     pub propagation: Option<MsFlags>,
+    /// Flags the options turn off (`suid`, `dev`, `exec`): a bind's remount does not keep
+    /// them from its source.
+    pub cleared: MsFlags,
     /// The options as given, minus the propagation ones, for the `mount` command.
     options: Vec<String>,
 }
@@ -76,7 +79,12 @@ const PROPAGATION: [(&str, MsFlags); 8] = [
 ];
 
 /// Options some runtimes honour that this engine does not (yet): refused by name.
-const UNSUPPORTED: [&str; 6] = ["tmpcopyup", "idmap", "ridmap", "rro", "rnosuid", "rnoexec"];
+const UNSUPPORTED: [&str; 5] = ["tmpcopyup", "idmap", "ridmap", "symfollow", "nosymfollow"];
+
+/// `rro`, `rnosuid`, `rrw`, ...: a flag for a whole tree (mount_setattr), not done here.
+fn is_recursive_flag(opt: &str) -> bool {
+    opt.strip_prefix('r').is_some_and(|f| FLAGS.iter().any(|(name, ..)| *name == f) || f == "nosymfollow")
+}
 
 /// The options [`plan`] honours, sorted (`dockling-runc features`).
 pub fn option_names() -> Vec<&'static str> {
@@ -94,6 +102,7 @@ pub fn plan(m: &Mount) -> Result<Planned> {
     }
     let options = m.options().clone().unwrap_or_default();
     let mut flags = MsFlags::empty();
+    let mut cleared = MsFlags::empty();
     let mut propagation = None;
     let mut data = Vec::new();
     let mut bind = m.typ().as_deref() == Some("bind");
@@ -102,6 +111,7 @@ pub fn plan(m: &Mount) -> Result<Planned> {
     for opt in &options {
         if let Some((_, set, clear)) = FLAGS.iter().find(|(name, ..)| name == opt) {
             flags = (flags | *set) & !*clear;
+            cleared = (cleared | *clear) & !*set;
             kept.push(opt.clone());
         } else if let Some((_, p)) = PROPAGATION.iter().find(|(name, _)| name == opt) {
             propagation = Some(*p);
@@ -109,7 +119,7 @@ pub fn plan(m: &Mount) -> Result<Planned> {
             bind = true;
             recursive |= opt == "rbind";
             kept.push(opt.clone());
-        } else if UNSUPPORTED.contains(&opt.as_str()) || opt.starts_with("rro") {
+        } else if UNSUPPORTED.contains(&opt.as_str()) || is_recursive_flag(opt) {
             bail!("mount option {opt:?} on {} is not supported by dockling", destination.display());
         } else {
             data.push(opt.clone());
@@ -123,6 +133,10 @@ pub fn plan(m: &Mount) -> Result<Planned> {
     if bind {
         if source.is_none() {
             bail!("bind mount on {} has no source", destination.display());
+        }
+        // A bind has no filesystem options: one it would ignore is refused instead.
+        if let Some(opt) = data.first() {
+            bail!("mount option {opt:?} on the bind {} is not supported by dockling", destination.display());
         }
         let mut bind_flags = MsFlags::MS_BIND;
         if recursive {
@@ -138,6 +152,7 @@ pub fn plan(m: &Mount) -> Result<Planned> {
             data: None,
             remount: (!rest.is_empty()).then_some(rest),
             propagation,
+            cleared,
             options: kept,
         });
     }
@@ -152,6 +167,7 @@ pub fn plan(m: &Mount) -> Result<Planned> {
         data: (!data.is_empty()).then(|| data.join(",")),
         remount: None,
         propagation,
+        cleared,
         options: kept,
     })
 }
@@ -225,7 +241,8 @@ impl Planned {
         if let Some(flags) = self.remount {
             // The flags the bind has already (from its source) are kept: a bind remount
             // replaces them all.
-            let all = flags | crate::sys::mount_flags::kept(dest)? | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+            let kept = crate::sys::mount_flags::kept(dest)? & !self.cleared;
+            let all = flags | kept | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
             nix::mount::mount(None::<&str>, dest, None::<&str>, all, None::<&str>)
                 .with_context(|| format!("remounting {}", dest.display()))?;
         }
@@ -320,6 +337,16 @@ mod tests {
         assert!(e.contains("tmpcopyup"), "{e}");
         m.set_destination(PathBuf::from("relative"));
         assert!(plan(&m).is_err());
+        m.set_destination(PathBuf::from("/x"));
+        for opt in ["rro", "rnodev", "rrw", "nosymfollow"] {
+            m.set_options(Some(vec![opt.into()]));
+            assert!(plan(&m).unwrap_err().to_string().contains(opt), "{opt}");
+        }
+        // A bind ignores filesystem options: refused, not dropped.
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(PathBuf::from("/srv")));
+        m.set_options(Some(vec!["rbind".into(), "size=1m".into()]));
+        assert!(plan(&m).unwrap_err().to_string().contains("size=1m"));
     }
 
     #[test]

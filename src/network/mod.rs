@@ -326,6 +326,8 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
     // One thread, ports first and then the port filter: a dump's close waits for the
     // kernel to free what a deletion just before it removed, so nothing here reads the
     // ruleset after a deletion (each deletion's own close is handed off).
+    // Copies for the record, should the thread die without a word.
+    let kept = (record.clone(), legacy.clone(), filter.clone());
     let rules_thread =
         std::thread::spawn(move || -> (Result<(), Unremoved>, Result<(), (PortFilter, anyhow::Error)>) {
             if legacy.is_empty() && removed_together(record.as_ref(), filter.as_ref()) {
@@ -350,29 +352,30 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
             };
             (unpublished, unfiltered)
         });
-    // The host end of the veth, on a thread too, while the name's unmount below waits
-    // for an RCU grace period.
+    // The host end of the veth, on a thread too: switching it off waits for an RCU grace
+    // period (synchronize_net), as does the name's unmount below, meanwhile.
     let alive = c.process_alive();
     let veth_thread = c.network.host_veth.clone().map(|host| {
         std::thread::spawn(move || -> Result<()> {
             // With its processes gone and its name removed, the netns is destroyed by the
             // kernel, veth pair included, in the background (a few RCU grace periods,
             // 10-30 ms here; `ip link delete` takes as long, so nobody waits for it). The
-            // host end's bridge port is disabled at once: should something still hold the
-            // netns (an `ip netns exec` shell), its eth0 can never answer for an address
-            // that the next container may get (the bridge drops whatever comes from a
-            // disabled port and sends it nothing). Switching the link off would do too,
-            // but waits for an RCU grace period. Only a container still alive is unplugged
-            // by hand.
+            // host end is switched off at once: should something still hold the netns
+            // (an `ip netns exec` shell, a container that joined it), its eth0 can never
+            // answer for an address that the next container may get. (Disabling the
+            // bridge port instead would not wait for the RCU grace period switching off
+            // does, but the holder could turn the port back on by toggling its end's
+            // carrier; the host end it cannot touch.) Only a container still alive is
+            // unplugged by hand.
             if alive {
                 explain::step(&format!("ip link delete {host}"), "unplug the cable (its peer goes with it)");
                 netlink::with_handle(|h| async move { netlink::delete_link(&h, &host).await })
             } else if let Some(idx) = bridge::if_index(&host) {
                 explain::step(
-                    &format!("bridge link set dev {host} state 0"),
-                    "disable the bridge port; the kernel removes the cable with the netns",
+                    &format!("ip link set {host} down"),
+                    "switch the cable off; the kernel removes it with the netns",
                 );
-                netlink::with_handle(|h| async move { netlink::disable_port(&h, idx).await })
+                netlink::with_handle(|h| async move { netlink::set_down(&h, idx).await })
             } else {
                 Ok(())
             }
@@ -382,22 +385,24 @@ pub fn teardown(store: &Store, c: &mut Container) -> Result<()> {
         netns::remove(&name);
     }
     crate::timing::mark("teardown: netns");
-    let unplugged = match veth_thread {
-        Some(t) => match t.join() {
-            Ok(result) => result,
-            Err(_) => return Err(anyhow::anyhow!("the veth thread panicked")),
-        },
+    // Both threads are joined before anything is returned: what the rules thread could
+    // not remove goes back into the record, to be removed next time.
+    let unplugged = match veth_thread.map(|t| t.join()) {
+        Some(Ok(result)) => result,
+        Some(Err(_)) => Err(anyhow::anyhow!("the veth thread panicked")),
         None => Ok(()),
     };
     if unplugged.is_ok() {
         c.network.host_veth = None;
     }
     crate::timing::mark("teardown: veth");
-    // The thread is joined before anything is returned: what it could not remove goes
-    // back into the record, to be removed next time.
     let (unpublished, unfiltered) = match rules_thread.join() {
         Ok(results) => results,
-        Err(_) => return Err(anyhow::anyhow!("the firewall thread panicked")),
+        // Nothing came back: the record keeps none of it, and says why.
+        Err(_) => (
+            Err((kept.0, kept.1, anyhow::anyhow!("the firewall thread panicked"))),
+            kept.2.map_or(Ok(()), |f| Err((f, anyhow::anyhow!("the firewall thread panicked")))),
+        ),
     };
     let unpublished = unpublished.map_err(|(record, legacy, e)| {
         c.network.firewall = record;

@@ -32,6 +32,15 @@ pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMess
     }
 }
 
+/// Switches a link off; a link that is already gone is fine.
+pub async fn set_down(handle: &Handle, index: u32) -> Result<()> {
+    match handle.link().set(rtnetlink::LinkUnspec::new_with_index(index).down().build()).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+        Err(e) => Err(e).context("switching the veth off"),
+    }
+}
+
 /// Deletes a link by name; a link that is already gone is fine.
 pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
     if let Some(link) = link_by_name(handle, name).await? {
@@ -42,24 +51,4 @@ pub async fn delete_link(handle: &Handle, name: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Disables a bridge port (`bridge link set dev X state 0`): the bridge neither forwards
-/// to it nor takes anything from it. Unlike switching the link off, which waits for an RCU
-/// grace period (~1 ms), this is immediate. A link that is already gone is fine.
-pub async fn disable_port(handle: &Handle, index: u32) -> Result<()> {
-    use rtnetlink::packet_route::link::LinkAttribute;
-    use rtnetlink::packet_route::AddressFamily;
-    use rtnetlink::packet_utils::nla::DefaultNla;
-    // As `bridge link set` sends it: RTM_SETLINK for the bridge family, whose
-    // IFLA_PROTINFO (not nested) is the port's new STP state; 0 is "disabled".
-    const IFLA_PROTINFO: u16 = 12;
-    let mut msg = rtnetlink::LinkUnspec::new_with_index(index).build();
-    msg.header.interface_family = AddressFamily::Bridge;
-    msg.attributes.push(LinkAttribute::ProtoInfoUnknown(DefaultNla::new(IFLA_PROTINFO, vec![0])));
-    match handle.link().set(msg).execute().await {
-        Ok(()) => Ok(()),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
-        Err(e) => Err(e).context("disabling the bridge port"),
-    }
 }

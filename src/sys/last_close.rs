@@ -35,7 +35,7 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
         // SAFETY: one past the end of the leaked stack; stacks grow down.
         stack_top: unsafe { grandchild_stack.as_mut_ptr().add(grandchild_stack.len()) },
     }));
-    let mut child_stack = [0u8; CHILD_STACK];
+    let mut child_stack = ChildStack([0u8; CHILD_STACK]);
     // Every signal blocked in both (the mask is inherited): no handler of ours may ever
     // run on their small stacks, in our memory. SIGKILL still ends them.
     // SAFETY: plain signal-set calls on local sets.
@@ -50,7 +50,7 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
     let child = unsafe {
         libc::clone(
             child,
-            child_stack.as_mut_ptr().add(CHILD_STACK).cast(),
+            child_stack.0.as_mut_ptr().add(CHILD_STACK).cast(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (args as *const Args).cast_mut().cast(),
         )
@@ -62,7 +62,9 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
     if child > 0 {
         let mut status = 0;
         // SAFETY: reaping the child we just cloned (it has exited already).
-        unsafe { libc::waitpid(child, &mut status, 0) };
+        while unsafe { libc::waitpid(child, &mut status, libc::__WALL) } < 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
     }
     drop(fd);
     drop_ours();
@@ -71,6 +73,10 @@ pub fn close_elsewhere(fd: OwnedFd, drop_ours: impl FnOnce()) {
 }
 
 const CHILD_STACK: usize = 16 * 1024;
+
+/// The child's stack, 16-byte aligned as the x86-64 ABI wants it at a call.
+#[repr(align(16))]
+struct ChildStack([u8; CHILD_STACK]);
 const GRANDCHILD_STACK: usize = 16 * 1024;
 
 struct Args {

@@ -342,7 +342,7 @@ impl Firewall for Iptables {
     /// can go in the same transaction as the port filter, by handle: `iptables -D` would
     /// cost a process and, at its exit, a whole RCU grace period (~6 ms) on the path of
     /// every container's exit. A port's rule is found by the chain and the comment match's
-    /// text (`dockling:<id12>`, NUL-padded in the match's data). With iptables-legacy
+    /// text (`dockling:<id12>`, alone in the match's NUL-padded data). With iptables-legacy
     /// there is no such table and `unpublish` does the work.
     fn unpublish_deletions(&self, ports: &[PortRule]) -> Result<Option<Change>> {
         let mut d = Change::default();
@@ -353,7 +353,10 @@ impl Firewall for Iptables {
         let needles: Vec<Vec<u8>> = ports
             .iter()
             .map(|p| {
-                let mut tag = rules::owner_tag(&p.owner).into_bytes();
+                // NUL on both sides: the comment fills the match data from its first byte
+                // (after the attribute's header, whose last byte is 0) and is NUL-padded.
+                let mut tag = vec![0];
+                tag.extend(rules::owner_tag(&p.owner).into_bytes());
                 tag.push(0);
                 tag
             })
