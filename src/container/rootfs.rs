@@ -82,7 +82,8 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     }
     crate::timing::mark("init: etc");
     if !security.privileged {
-        crate::security::masked_paths::apply()?;
+        use crate::security::masked_paths::{MASKED, READ_ONLY};
+        crate::engine::masked::apply(MASKED, READ_ONLY)?;
     }
     if security.read_only {
         explain::step(

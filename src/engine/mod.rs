@@ -4,10 +4,12 @@
 //! engine wrote; both end here. The engine knows nothing of images, networks or the
 //! command line.
 //!
-//! So far: the mounts ([`mount`]), the namespaces ([`namespaces`]), and what every
+//! So far: the mounts ([`mount`]), masked and read-only paths ([`masked`]), the
+//! namespaces ([`namespaces`]), and what every
 //! container of `dockling run` gets ([`defaults`]).
 
 pub mod defaults;
 mod detached;
+pub mod masked;
 pub mod mount;
 pub mod namespaces;

@@ -15,13 +15,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// The state root when the caller gives none (runc's is /run/runc).
-const DEFAULT_ROOT: &str = "/run/dockling-runc";
-
 #[derive(Parser, Debug)]
 #[command(name = "dockling-runc", disable_version_flag = true)]
 struct Cli {
-    /// Where the containers' state lives.
+    /// Where the containers' state lives (nothing is kept there yet).
     #[arg(long, global = true)]
     root: Option<PathBuf>,
     /// Where errors go (the shim reads it).
@@ -111,8 +108,6 @@ fn run(cli: &Cli) -> Result<i32, String> {
     if cli.systemd_cgroup {
         return Err("--systemd-cgroup is not supported: dockling manages its cgroups itself".into());
     }
-    // Where the containers' state will live (nothing is kept there yet).
-    let _root = cli.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
     let Some(command) = &cli.command else {
         return Err("no command given (see dockling-runc --help)".into());
     };

@@ -274,6 +274,18 @@ pub fn usable() -> std::result::Result<(), String> {
     }
 }
 
+const PUBLISH_WHY: &str = "publish the ports: rewrite the destination to the container";
+
+/// The batch that publishes `ports`.
+fn publication(ports: &[PortRule]) -> Batch {
+    let mut batch = Batch::default();
+    for p in ports {
+        let (table, line) = append(&Rule::Publish(p.clone()));
+        batch.push(table, line);
+    }
+    batch
+}
+
 impl Firewall for Iptables {
     fn setup_network(&self, net: &Network) -> Result<()> {
         setup(net, |_| true)
@@ -298,12 +310,7 @@ impl Firewall for Iptables {
     }
 
     fn publish(&self, ports: &[PortRule]) -> Result<()> {
-        let mut batch = Batch::default();
-        for p in ports {
-            let (table, line) = append(&Rule::Publish(p.clone()));
-            batch.push(table, line);
-        }
-        batch.apply("publish the ports: rewrite the destination to the container")
+        publication(ports).apply(PUBLISH_WHY)
     }
 
     fn unpublish(&self, ports: &[PortRule]) -> Result<()> {
@@ -330,12 +337,7 @@ impl Firewall for Iptables {
 
     /// `iptables-restore` is a process of its own: started now, waited for later.
     fn publish_begin(&self, ports: &[PortRule]) -> Result<Publishing> {
-        let mut batch = Batch::default();
-        for p in ports {
-            let (table, line) = append(&Rule::Publish(p.clone()));
-            batch.push(table, line);
-        }
-        Ok(Publishing::Running(batch.spawn("publish the ports: rewrite the destination to the container")?))
+        Ok(Publishing::Running(publication(ports).spawn(PUBLISH_WHY)?))
     }
 
     /// iptables-nft keeps its rules in nf_tables (`table ip nat`), so the published ports
