@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Mount};
 
-fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+/// A spec mount from its four fields.
+pub fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     let mut m = Mount::default();
     m.set_destination(PathBuf::from(destination));
     m.set_typ(Some(typ.to_string()));

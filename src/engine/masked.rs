@@ -4,30 +4,19 @@
 //! bound over itself (recursively) and remounted read-only. Runs after `pivot_root`, so
 //! the paths are the container's; a path the kernel does not have is skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::{defaults, mount};
 use anyhow::Result;
-use oci_spec::runtime::Mount;
-
-use super::mount;
-
-fn spec_mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(destination));
-    m.set_typ(Some(typ.to_string()));
-    m.set_source(Some(PathBuf::from(source)));
-    m.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
-    m
-}
 
 /// Masks `masked` and freezes `read_only`.
 pub fn apply(masked: &[&str], read_only: &[&str]) -> Result<()> {
     for path in masked {
         let Ok(meta) = Path::new(path).metadata() else { continue };
         let (m, why) = if meta.is_dir() {
-            (spec_mount(path, "tmpfs", "tmpfs", &["ro"]), "hide a kernel directory")
+            (defaults::mount(path, "tmpfs", "tmpfs", &["ro"]), "hide a kernel directory")
         } else {
-            (spec_mount(path, "bind", "/dev/null", &["bind"]), "hide a kernel file")
+            (defaults::mount(path, "bind", "/dev/null", &["bind"]), "hide a kernel file")
         };
         mount::plan(&m)?.apply(None, why)?;
     }
@@ -35,7 +24,7 @@ pub fn apply(masked: &[&str], read_only: &[&str]) -> Result<()> {
         if !Path::new(path).exists() {
             continue;
         }
-        let m = spec_mount(path, "bind", path, &["rbind", "ro"]);
+        let m = defaults::mount(path, "bind", path, &["rbind", "ro"]);
         mount::plan(&m)?.apply(None, "kernel settings stay read-only")?;
     }
     Ok(())
