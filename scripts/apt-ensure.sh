@@ -19,5 +19,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "apt-ensure: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as containerd and docker.io start their system daemons when installed;
+# the tests run their own, inside simulated hosts, and the machine's must not start (a
+# system dockerd rewrites the host's iptables). policy-rc.d says no, for this install only.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$guard"
+    chmod 755 "$guard"
+    trap 'rm -f "$guard"' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"

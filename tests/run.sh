@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Host tools the runtime and the tests use.
 bash scripts/apt-ensure.sh iptables nftables busybox-static iproute2 procps util-linux \
-    python3 curl tmux psmisc docker-registry skopeo openssl
+    python3 curl tmux psmisc docker-registry skopeo openssl containerd runc docker.io
 
 # iptables: keep the default (nft) backend if it works in a fresh network
 # namespace, as containers' firewall rules need; otherwise switch to legacy.

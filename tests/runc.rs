@@ -95,3 +95,74 @@ fn unknown_ids_are_answered_as_the_shim_expects() {
     assert!(std::fs::read_to_string(&log).unwrap().lines().last().unwrap().contains("--systemd-cgroup"));
     assert!(!root.exists(), "nothing may have been created under the root");
 }
+
+/// The busybox image's tree, copied for one container (ctr's `--rootfs` uses it as is).
+fn rootfs_copy(sim: &SimHost, name: &str) -> String {
+    let dest = sim.tmp.join(name);
+    let src = image_dir("busybox");
+    sim.sh_ok(&format!("cp -a {}/. {}", shq(&src.to_string_lossy()), shq(&dest.to_string_lossy())));
+    dest.to_string_lossy().into_owned()
+}
+
+/// What dockling-runc keeps for containerd's tasks, and the groups it made: nothing once
+/// the tasks are deleted.
+fn assert_nothing_left(sim: &SimHost, ctr: &Containerd, ids: &[&str]) {
+    let state = sim.sh("ls -A /run/containerd/runc/default 2>/dev/null").stdout;
+    assert_eq!(state.trim(), "", "dockling-runc state left behind\n{}", ctr.log());
+    for id in ids {
+        let left = sim.sh(&format!("ls -d /sys/fs/cgroup/*/dockling/default/{id} 2>/dev/null")).stdout;
+        assert_eq!(left.trim(), "", "cgroups of {id} left behind");
+    }
+}
+
+#[test]
+fn containerd_runs_tasks_through_dockling_runc() {
+    let sim = SimHost::new("ctr");
+    let ctr = Containerd::start(&sim);
+    let runtime = runc_link(&sim);
+    let rt = shq(&runtime.to_string_lossy());
+    let root1 = rootfs_copy(&sim, "rootfs1");
+
+    // A task's output and exit code come back through the shim.
+    let o = ctr.ctr(&format!("run --rm --runc-binary {rt} --rootfs {root1} t1 sh -c 'echo hello from ctr; exit 7'"));
+    assert_eq!(o.code(), Some(7), "{o}\n{}", ctr.log());
+    assert_eq!(o.stdout.trim(), "hello from ctr", "{o}");
+
+    // A missing command fails create with the words dockerd turns into 127.
+    let o = ctr.ctr(&format!("run --rm --runc-binary {rt} --rootfs {root1} t0 nosuchcmd"));
+    assert!(!o.ok(), "{o}");
+    assert!(o.stderr.contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#), "{o}");
+
+    // A detached task: exec with and without a terminal, ps, pause, kill.
+    let root2 = rootfs_copy(&sim, "rootfs2");
+    let o = ctr.ctr(&format!(
+        "run -d --runc-binary {rt} --rootfs {root2} t2 sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.05; echo tick >> /ticks; done'"
+    ));
+    assert!(o.ok(), "{o}\n{}", ctr.log());
+    let o = ctr.ctr("task exec --exec-id e1 t2 sh -c 'echo exec says hi; exit 5'");
+    assert_eq!((o.code(), o.stdout.trim()), (Some(5), "exec says hi"), "{o}");
+    let o = ctr.ctr_in_pty("task exec --exec-id e2 -t t2 sh -c 'tty; test -t 0 && echo stdin is a tty'");
+    assert!(o.ok(), "{o}");
+    assert!(o.stdout.contains("/dev/pts/") && o.stdout.contains("stdin is a tty"), "{o}");
+    let ps = ctr.ctr("task ps t2");
+    let pids: Vec<&str> = ps.stdout.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    assert!(pids.len() >= 2, "init and its sleep:\n{ps}");
+    // Paused: the container's loop stops writing; resumed: it goes on.
+    assert!(ctr.ctr("task pause t2").ok());
+    assert!(ctr.ctr("task ls").stdout.contains("PAUSED"));
+    let ticks = |root: &str| std::fs::read_to_string(format!("{root}/ticks")).unwrap_or_default().lines().count();
+    let before = ticks(&root2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(ticks(&root2), before, "a paused container went on running");
+    assert!(ctr.ctr("task resume t2").ok());
+    assert!(wait_until(WAIT, || ticks(&root2) > before), "a resumed container stays stopped");
+    // SIGTERM reaches the trap; the task ends with its code.
+    let o = ctr.ctr("task kill t2");
+    assert!(o.ok(), "{o}");
+    assert!(wait_until(WAIT, || ctr.ctr("task ls").stdout.contains("STOPPED")), "{}", ctr.ctr("task ls"));
+    assert!(ctr.ctr("task delete t2").ok());
+    assert!(ctr.ctr("container delete t2").ok());
+    assert_nothing_left(&sim, &ctr, &["t0", "t1", "t2"]);
+    drop(ctr);
+    sim.finish();
+}

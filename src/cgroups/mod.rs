@@ -74,12 +74,17 @@ pub fn plan(id: &str) -> Vec<PathBuf> {
     if is_v2() {
         return vec![Path::new(ROOT).join(PARENT).join(id)];
     }
-    ["memory", "cpu", "cpuacct", "pids", "devices"]
+    ["memory", "cpu", "cpuacct", "pids", "devices", "freezer"]
         .iter()
         .map(|c| Path::new(ROOT).join(c))
         .filter(|p| p.exists())
         .map(|p| p.join(PARENT).join(id))
         .collect()
+}
+
+/// The v1 controller a group belongs to (`/sys/fs/cgroup/memory/dockling/x` → memory).
+fn controller_of(dir: &Path) -> &str {
+    dir.strip_prefix(ROOT).ok().and_then(|r| r.iter().next()).and_then(|c| c.to_str()).unwrap_or("")
 }
 
 fn write(path: &Path, value: &str, why: &str) -> Result<()> {
@@ -117,9 +122,16 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
     }
     for dir in dirs {
         explain::step(&format!("mkdir -p {}", dir.display()), "the container's own cgroup");
-        fs::create_dir_all(dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
-        let controller =
-            dir.parent().and_then(|p| p.parent()).and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+        // (Retried: a `delete` may remove an empty level between our mkdirs.)
+        let mut made = fs::create_dir_all(dir);
+        for _ in 0..3 {
+            if made.is_ok() {
+                break;
+            }
+            made = fs::create_dir_all(dir);
+        }
+        made.with_context(|| format!("creating cgroup {}", dir.display()))?;
+        let controller = controller_of(dir);
         if v2 {
             if let Some(m) = limits.memory {
                 write(&dir.join("memory.max"), &m.to_string(), "memory limit")?;
@@ -182,6 +194,86 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
     Ok(())
 }
 
+/// A runtime spec's device rules (`linux.resources.devices`), in order: `(allow, "c 1:3 rwm")`.
+/// Only the v1 devices controller takes them (v2 needs a BPF program: not done here).
+pub fn device_rules(dirs: &[PathBuf], rules: &[(bool, String)]) -> Result<()> {
+    for dir in dirs.iter().filter(|d| controller_of(d) == "devices") {
+        for (allow, rule) in rules {
+            let file = dir.join(if *allow { "devices.allow" } else { "devices.deny" });
+            write(&file, rule, if *allow { "a device the container may use" } else { "a device it may not" })?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes the limits of existing groups (`dockling-runc update`): memory with its
+/// swap limit (memory+swap, v1; none beyond memory unless `swap` says), CPU, pids. A
+/// limit not given stays as it is.
+pub fn update(dirs: &[PathBuf], limits: &Limits, swap: Option<u64>) -> Result<()> {
+    for dir in dirs {
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if let (Some(m), true) = (limits.memory, dir.join("memory.max").exists()) {
+            write(&dir.join("memory.max"), &m.to_string(), "memory limit")?;
+        } else if let (Some(m), true) = (limits.memory, controller_of(dir) == "memory") {
+            let both = swap.unwrap_or(m).max(m).to_string();
+            let limit = dir.join("memory.limit_in_bytes");
+            // memory ≤ memory+swap at every step: the order depends on the direction.
+            let first = write(&limit, &m.to_string(), "memory limit");
+            if memsw.exists() {
+                write(&memsw, &both, "memory+swap limit")?;
+            }
+            if first.is_err() {
+                write(&limit, &m.to_string(), "memory limit")?;
+            }
+        }
+    }
+    let only = Limits { memory: None, ..limits.clone() };
+    create(dirs, &only, false)
+}
+
+/// The processes in the group (its first directory: every controller has them all).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    dirs.first()
+        .and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the group is frozen (`pause`): v1's freezer, v2's cgroup.freeze.
+pub fn frozen(dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| {
+        fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+            || fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    })
+}
+
+/// Freezes or thaws every process of the group, and waits until the kernel says so.
+pub fn set_frozen(dirs: &[PathBuf], freeze: bool) -> Result<()> {
+    let mut done = false;
+    for d in dirs {
+        let (file, value, settled) = if d.join("freezer.state").exists() {
+            ("freezer.state", if freeze { "FROZEN" } else { "THAWED" }, if freeze { "FROZEN" } else { "THAWED" })
+        } else if d.join("cgroup.freeze").exists() {
+            ("cgroup.freeze", if freeze { "1" } else { "0" }, if freeze { "1" } else { "0" })
+        } else {
+            continue;
+        };
+        let why = if freeze { "stop every process of the container where it is" } else { "let them run again" };
+        write(&d.join(file), value, why)?;
+        for _ in 0..500 {
+            if fs::read_to_string(d.join(file)).is_ok_and(|s| s.trim() == settled) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        done = true;
+    }
+    if !done {
+        anyhow::bail!("the container has no freezer group");
+    }
+    Ok(())
+}
+
 /// Moves the calling (single-threaded) process into the groups.
 ///
 /// On cgroup v1 it writes `0` (itself) to `tasks`: moving just the calling thread skips
@@ -220,8 +312,25 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
         if let Some(e) = last {
             return Err(e).with_context(|| format!("removing cgroup {}", dir.display()));
         }
+        remove_empty_parents(dir);
     }
     Ok(())
+}
+
+/// A runtime spec's `cgroupsPath` nests (`dockling/default/t1`): the levels between our
+/// parent and the container's group go when the last group in them does (one still in
+/// use is not empty, and stays).
+fn remove_empty_parents(dir: &Path) {
+    let mut level = dir.parent();
+    while let Some(p) = level {
+        if p.file_name().is_none_or(|n| n == PARENT) || !p.starts_with(ROOT) {
+            break;
+        }
+        if fs::remove_dir(p).is_err() {
+            break;
+        }
+        level = p.parent();
+    }
 }
 
 fn read_u64(path: &Path) -> Option<u64> {

@@ -4,8 +4,7 @@ use anyhow::Result;
 
 use crate::error;
 
-/// Default PATH, as Docker sets it.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::engine::execve::DEFAULT_PATH;
 
 /// Docker's environment: PATH and HOME defaults, then `-e K=V` (or `-e K` from ours).
 pub fn build_env(args: &[String]) -> Result<Vec<String>> {

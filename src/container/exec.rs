@@ -11,8 +11,9 @@ use nix::unistd::ForkResult;
 
 use super::foreground::{forward_signals, wait_child};
 use super::relay::{self, ContainerEnds};
-use super::sync::{self, Failure, Message};
-use super::{execve, tty};
+use super::tty;
+use crate::engine::execve;
+use crate::engine::sync::{self, Failure, Message};
 use crate::state::Store;
 use crate::sys::{process, sealed_exe};
 use crate::{error, explain};

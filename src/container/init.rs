@@ -7,10 +7,11 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use super::execve::{self, Never};
 use super::relay::ContainerEnds;
 use super::rootfs::{self, RootfsConfig};
-use super::sync::{self, Failure, Message};
+use crate::engine::execve::{self, Never};
+use crate::engine::spawn;
+use crate::engine::sync::{self, Failure, Message};
 use crate::error::RUNTIME_ERROR;
 use crate::security::Security;
 use crate::types::NetworkMode;
@@ -35,6 +36,14 @@ pub struct InitConfig {
     /// Without `-t`: the pipes that become stdin (or /dev/null), stdout and stderr: the
     /// log pipes of a detached run, the relay's of an attached one. Never the caller's.
     pub stdio: Option<ContainerEnds>,
+}
+
+/// Clones init with `cfg` (see [`spawn::spawn`]). Must be called while the process has a
+/// single thread.
+pub fn spawn(cfg: InitConfig, pipes: &spawn::SyncPipes) -> anyhow::Result<nix::unistd::Pid> {
+    let plan = cfg.namespaces.clone();
+    let mut cfg = cfg;
+    spawn::spawn(&plan, pipes, Box::new(move |go, errors| main(&mut cfg, go, errors)))
 }
 
 /// Init's body in the cloned child; `go` and `errors` are its ends of the sync pipes.
@@ -76,7 +85,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;
     crate::timing::mark("init: rootfs");
     if let Some(console) = cfg.console.take() {
-        super::tty::become_tty(console.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
+        crate::engine::console::become_tty(console.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
     }
     if cfg.network_mode == NetworkMode::None {
         crate::network::inside::configure(None).map_err(Failure::context("bringing lo up"))?;

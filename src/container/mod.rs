@@ -3,7 +3,6 @@
 
 mod env;
 mod exec;
-mod execve;
 mod foreground;
 mod image_defaults;
 mod init;
@@ -17,8 +16,6 @@ mod record;
 mod relay;
 mod rootfs;
 mod run;
-mod spawn;
-mod sync;
 mod tty;
 
 pub use exec::{exec, ExecOptions};

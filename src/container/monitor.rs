@@ -23,8 +23,8 @@ use super::init::InitConfig;
 use super::lifecycle::finish;
 use super::logfile::LogWriter;
 use super::relay::{self, Sink, Stream, Watch};
-use super::spawn::{self, SyncPipes};
-use super::sync::{self, Failure, Message};
+use crate::engine::spawn::SyncPipes;
+use crate::engine::sync::{self, Failure, Message};
 use crate::state::Store;
 
 /// Body of the forked monitor. Reports the container pid (or an error) on `report`.
@@ -42,14 +42,14 @@ pub fn run(
         let log = OpenOptions::new().create(true).append(true).open(&log_path).context("opening the log")?;
         if let Some(console) = console {
             // -t: one stream, the terminal, logged as stdout (as Docker does).
-            let pid = spawn::spawn(cfg, &pipes)?;
-            let master = super::tty::receive_master(&console)?;
+            let pid = super::init::spawn(cfg, &pipes)?;
+            let master = crate::engine::console::receive_master(&console)?;
             return Ok((pid, vec![master], log));
         }
         // Log pipes for stdout and stderr; stdin is /dev/null.
         let (ours, theirs) = relay::pipes(false)?;
         cfg.stdio = Some(theirs);
-        let pid = spawn::spawn(cfg, &pipes)?;
+        let pid = super::init::spawn(cfg, &pipes)?;
         // The log is copied until EOF, which our copies of the write ends would hold back.
         drop(ours.writers);
         Ok((pid, vec![ours.stdout, ours.stderr], log))

@@ -3,12 +3,10 @@
 //! vanishes with the container.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::mount::{mount, MsFlags};
 
 use crate::engine::mount::{self, Planned};
 use crate::explain;
@@ -57,7 +55,7 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
     // that no path (a symlink in the image such as /etc -> /root/.ssh, a volume target)
     // can resolve to anything on the host.
     crate::timing::mark("init: overlay");
-    pivot(merged)?;
+    crate::engine::rootfs::pivot(merged)?;
     crate::timing::mark("init: pivot");
 
     // The spec's mounts: /proc, /dev and what is in it, a fresh sysfs (also for --network
@@ -68,7 +66,7 @@ pub fn prepare(cfg: &RootfsConfig, security: &Security) -> Result<()> {
         planned.apply(None, why(&planned.destination))?;
     }
     crate::timing::mark("init: proc sys");
-    make_devices()?;
+    crate::engine::devices::make_defaults()?;
     crate::timing::mark("init: dev");
     for (inside, text) in &cfg.etc_files {
         bind_file(inside, text)?;
@@ -108,33 +106,6 @@ fn why(destination: &Path) -> &'static str {
     }
 }
 
-/// The device nodes and links a program expects in /dev, as Docker makes them.
-fn make_devices() -> Result<()> {
-    let dev = Path::new("/dev");
-    for (name, major, minor) in
-        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-    {
-        let path = dev.join(name);
-        mknod(&path, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor))
-            .with_context(|| format!("mknod /dev/{name}"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
-    }
-    explain::step(
-        "for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do IFS=: read n a b <<< $d; mknod -m 666 /dev/$n c $a $b; done",
-        "the device nodes a program expects",
-    );
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        symlink(target, dev.join(link)).with_context(|| format!("linking /dev/{link}"))?;
-    }
-    Ok(())
-}
-
 /// Puts one of our generated files (hosts, hostname, resolv.conf) over the image's,
 /// resolving the target inside the container (we are past pivot_root). The file is
 /// written in the container's own /dev tmpfs, bound, then unlinked there: the bind keeps
@@ -161,21 +132,4 @@ fn bind_file(inside: &str, text: &str) -> Result<()> {
     mount(Some(&staged), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .with_context(|| format!("binding {inside}"))?;
     fs::remove_file(&staged).with_context(|| format!("removing {}", staged.display()))
-}
-
-/// Makes `root` the new `/` and drops the host's tree at once, as runc does: pivot_root
-/// with the same directory for both stacks the old root on top of the new one, and a lazy
-/// unmount of `.` takes it away.
-fn pivot(root: &Path) -> Result<()> {
-    explain::approx(
-        &format!("cd {} && pivot_root . . && umount -l .", root.display()),
-        "switch the root to the overlay and drop the host's tree",
-    );
-    nix::unistd::chdir(root).context("chdir to the new root")?;
-    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
-        .context("making the old root a slave")?;
-    umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
-    nix::unistd::chdir("/").context("chdir /")?;
-    Ok(())
 }

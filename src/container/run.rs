@@ -15,9 +15,9 @@ use super::init::InitConfig;
 use super::lifecycle::{self, finish};
 use super::options::RunOptions;
 use super::rootfs::RootfsConfig;
-use super::spawn::{self, SyncPipes};
-use super::sync::{self, Message};
 use super::{env, image_defaults, monitor, naming, record, relay, tty};
+use crate::engine::spawn::{self, SyncPipes};
+use crate::engine::sync::{self, Message};
 use crate::error;
 use crate::network;
 use crate::state::{Container, Status, Store};
@@ -166,7 +166,7 @@ pub fn run(store: &Store, mut opts: RunOptions, pull_progress: &dyn crate::image
     }
     // The container's terminal arrives once its /dev is ready (or not at all if init failed).
     let (master, pipes) = match io {
-        Attach::Tty(sock) => (Some(tty::receive_master(&sock)), None),
+        Attach::Tty(sock) => (Some(crate::engine::console::receive_master(&sock)), None),
         Attach::Pipes(p) => (None, Some(p)),
         Attach::Nothing => (None, None),
     };
@@ -275,7 +275,7 @@ fn start(
         stdio: None,
     };
     let console = if opts.tty {
-        let (ours, theirs) = tty::console_socket()?;
+        let (ours, theirs) = crate::engine::console::console_socket()?;
         cfg.console = Some(theirs);
         Some(ours)
     } else {
@@ -297,7 +297,7 @@ fn start(
         }
     };
     // The container's ends go with cfg: closed here once the clone has its copies.
-    let pid = spawn::spawn(cfg, &pipes)?;
+    let pid = super::init::spawn(cfg, &pipes)?;
     Ok((pid, Pid::this(), pipes.into_starter(), attach))
 }
 

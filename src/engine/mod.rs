@@ -8,8 +8,23 @@
 //! namespaces ([`namespaces`]), and what every
 //! container of `dockling run` gets ([`defaults`]).
 
+pub mod console;
+pub mod create;
 pub mod defaults;
 mod detached;
+pub mod devices;
+pub mod exec;
+pub mod execve;
+pub mod hooks;
 pub mod masked;
 pub mod mount;
 pub mod namespaces;
+pub mod process;
+pub mod resources;
+pub mod rootfs;
+pub mod spawn;
+pub mod spec;
+pub mod sync;
+
+/// The runtime spec version this engine speaks (state JSON, `--version`).
+pub const OCI_VERSION: &str = "1.0.2";

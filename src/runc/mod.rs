@@ -4,12 +4,13 @@
 //! one command. Errors go to `--log` as JSON lines ending in a `level: error` one, which
 //! the shim reads; nothing is printed on stdout or stderr that the shim did not ask for.
 //!
-//! So far the commands that need no container of ours: `--version`, `features`, and the
-//! answers about ids we do not have (`state`, `kill`, `delete`, `list`). `create`,
-//! `start`, `exec` and the rest come with the engine's create/start.
+//! The container's lifecycle ([`lifecycle`]) goes through the same engine as `dockling
+//! run`; the state runc keeps per container lives under `--root` ([`state`]).
 
 mod features;
+mod lifecycle;
 mod log;
+mod state;
 
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "dockling-runc", disable_version_flag = true)]
 struct Cli {
-    /// Where the containers' state lives (nothing is kept there yet).
+    /// Where the containers' state lives (default /run/dockling-runc).
     #[arg(long, global = true)]
     root: Option<PathBuf>,
     /// Where errors go (the shim reads it).
@@ -44,6 +45,73 @@ struct Cli {
 enum Command {
     /// What this runtime supports, as JSON.
     Features,
+    /// Makes the container from the bundle's config.json; its init waits for `start`.
+    Create {
+        #[arg(short, long)]
+        bundle: Option<PathBuf>,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        /// Accepted: dockling always uses pivot_root.
+        #[arg(long = "no-pivot")]
+        no_pivot: bool,
+        /// Accepted: no session keyring is made.
+        #[arg(long = "no-new-keyring")]
+        no_new_keyring: bool,
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: i32,
+        id: String,
+    },
+    /// Runs a new process in a running container: the spec's `process` from --process,
+    /// or the command after the id (with -t, --cwd, --env, --user).
+    Exec {
+        #[arg(long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// uid[:gid]
+        #[arg(short, long)]
+        user: Option<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Lets a created container exec its command.
+    Start { id: String },
+    /// Changes the container's limits: `--resources FILE` (or `-` for stdin) with the
+    /// spec's LinuxResources JSON, or --memory / --pids-limit.
+    Update {
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        #[arg(short, long)]
+        memory: Option<String>,
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<i64>,
+        id: String,
+    },
+    /// Freezes every process of the container.
+    Pause { id: String },
+    /// Thaws them.
+    Resume { id: String },
+    /// The container's processes (host pids; JSON with --format json).
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// A container's state, as JSON.
     State { id: String },
     /// The containers, one per line (or JSON with --format json).
@@ -111,37 +179,61 @@ fn run(cli: &Cli) -> Result<i32, String> {
     let Some(command) = &cli.command else {
         return Err("no command given (see dockling-runc --help)".into());
     };
+    let root = state::Root::new(cli.root.as_deref());
     match command {
         Command::Features => {
             println!("{}", features::json());
             Ok(0)
         }
-        Command::State { id } | Command::Kill { id, .. } => {
+        Command::Create { bundle, pid_file, console_socket, no_pivot: _, no_new_keyring: _, preserve_fds, id } => {
             check_id(id)?;
-            Err(format!("container {id} does not exist"))
+            let args = lifecycle::CreateArgs {
+                id,
+                bundle: bundle.as_deref(),
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                preserve_fds: *preserve_fds,
+            };
+            lifecycle::create(&root, &args).map(|_| 0)
         }
-        Command::Delete { force, id } => {
+        Command::Exec { process, detach, pid_file, console_socket, tty, cwd, env, user, id, command } => {
             check_id(id)?;
-            // Nothing of ours by that id: what `delete --force` must accept after a failed
-            // create (the shim always sends one).
-            if *force {
-                return Ok(0);
-            }
-            Err(format!("container {id} does not exist"))
+            let args = lifecycle::ExecArgs {
+                id,
+                process: process.as_deref(),
+                detach: *detach,
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                tty: *tty,
+                cwd: cwd.as_deref(),
+                env,
+                user: user.as_deref(),
+                command,
+            };
+            lifecycle::exec(&root, &args)
         }
-        Command::List { format, quiet } => {
-            if format == "json" {
-                println!("[]");
-            } else if !quiet {
-                println!("ID          PID         STATUS      BUNDLE      CREATED     OWNER");
-            }
-            Ok(0)
+        Command::Start { id } => with_id(id, |id| lifecycle::start(&root, id)),
+        Command::State { id } => with_id(id, |id| lifecycle::state(&root, id)),
+        Command::Kill { all, id, signal } => with_id(id, |id| lifecycle::kill(&root, id, signal, *all)),
+        Command::Delete { force, id } => with_id(id, |id| lifecycle::delete(&root, id, *force)),
+        Command::Update { resources, memory, pids_limit, id } => {
+            with_id(id, |id| lifecycle::update(&root, id, resources.as_deref(), memory.as_deref(), *pids_limit))
         }
+        Command::Pause { id } => with_id(id, |id| lifecycle::pause(&root, id, true)),
+        Command::Resume { id } => with_id(id, |id| lifecycle::pause(&root, id, false)),
+        Command::Ps { format, id, ps_args: _ } => with_id(id, |id| lifecycle::ps(&root, id, format)),
+        Command::List { format, quiet } => lifecycle::list(&root, format, *quiet).map(|_| 0),
         Command::Other(args) => Err(format!(
             "dockling-runc: {} is not supported yet",
             args.first().map(String::as_str).unwrap_or("this command")
         )),
     }
+}
+
+/// Runs a command on a checked id; exit 0 when it succeeded.
+fn with_id(id: &str, f: impl FnOnce(&str) -> Result<(), String>) -> Result<i32, String> {
+    check_id(id)?;
+    f(id).map(|_| 0)
 }
 
 /// An id names a directory under the root: no path tricks.

@@ -10,12 +10,14 @@
 //! * `text`: helpers for rules, addresses, directory listings and sh quoting;
 //! * `real_host`: queries on the real host (process tree, netns, cgroups);
 //! * `paths`: where the dockling binary, the repository, images and tools are;
-//! * `peer_server`: a test HTTP server that reports the client's address.
+//! * `peer_server`: a test HTTP server that reports the client's address;
+//! * `engines`: containerd (and dockerd) as peers, inside the simulated host.
 //!
 //! Each test binary (`mod common; use common::*;`) compiles this module on its
 //! own and uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+mod engines;
 mod json;
 mod paths;
 mod peer_server;
@@ -27,6 +29,7 @@ mod text;
 // Each test binary uses only part of the harness, so some re-exports go unused in each.
 #[allow(unused_imports)]
 pub use self::{
+    engines::{private_run, runc_link, Containerd},
     json::Json,
     paths::{bin, firewall_driver, image_dir, manifest_dir, python},
     peer_server::PEER_SERVER_PY,

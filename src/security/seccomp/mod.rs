@@ -71,7 +71,6 @@ pub fn install(caps: &[String]) -> Result<()> {
 /// it: their own profile, already chosen for the container's capabilities), compiled by
 /// the same generator, argument conditions included. What it cannot honour (an action or
 /// a comparison it does not know, no rules for this architecture) is an error.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn compile_spec(seccomp: &serde_json::Value) -> Result<Vec<libc::sock_filter>> {
     let text = serde_json::to_string(seccomp).context("reading linux.seccomp")?;
     let profile: profile::Profile = serde_json::from_str(&text).context("parsing linux.seccomp")?;
@@ -82,7 +81,7 @@ pub fn compile_spec(seccomp: &serde_json::Value) -> Result<Vec<libc::sock_filter
 /// Loads a filter with the seccomp syscall itself, without setting no_new_privs:
 /// `--security-opt no-new-privileges=false` must be able to lift it (we still hold
 /// CAP_SYS_ADMIN here, so the kernel does not require it).
-fn load(program: &[libc::sock_filter]) -> Result<()> {
+pub fn load(program: &[libc::sock_filter]) -> Result<()> {
     let len = u16::try_from(program.len()).context("seccomp filter too long")?;
     let prog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
     // SAFETY: `prog` points at a valid, live BPF program for the duration of the call.

@@ -15,7 +15,13 @@ use crate::error::RUNTIME_ERROR;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Go,
-    Started { pid: i32 },
+    /// `dockling-runc create`'s init: namespaces, root and terminal exist (hooks may run).
+    Ready,
+    /// ...and the process settings are applied: it waits for `start`.
+    Created,
+    Started {
+        pid: i32,
+    },
     Failed(Failure),
 }
 
@@ -51,6 +57,8 @@ impl Message {
     fn encode(&self) -> String {
         match self {
             Message::Go => "go\n".to_string(),
+            Message::Ready => "ready\n".to_string(),
+            Message::Created => "created\n".to_string(),
             Message::Started { pid } => format!("started\t{pid}\n"),
             // One line: a message never carries a newline of its own.
             Message::Failed(f) => format!("failed\t{}\t{}\n", f.code, f.message.replace('\n', " ")),
@@ -61,6 +69,8 @@ impl Message {
         let mut fields = line.trim_end_matches('\n').splitn(3, '\t');
         match (fields.next()?, fields.next(), fields.next()) {
             ("go", None, None) => Some(Message::Go),
+            ("ready", None, None) => Some(Message::Ready),
+            ("created", None, None) => Some(Message::Created),
             ("started", Some(pid), None) => Some(Message::Started { pid: pid.parse().ok()? }),
             ("failed", Some(code), message) => Some(Message::Failed(Failure::new(
                 code.parse().unwrap_or(RUNTIME_ERROR),
@@ -113,6 +123,8 @@ mod tests {
     fn every_message_round_trips() {
         for msg in [
             Message::Go,
+            Message::Ready,
+            Message::Created,
             Message::Started { pid: 4242 },
             Message::Failed(Failure::new(127, "exec: \"nope\": executable file not found in $PATH")),
             Message::Failed(Failure::new(125, "tab\tinside")),

@@ -1,18 +1,19 @@
 //! Cloning the container's first process into its new namespaces.
 //!
-//! `run` makes two pipes before anything is cloned (see [`super::sync`] for what crosses
-//! them): *go*, on which init waits until the host side (network) is ready, and *errors*,
-//! close-on-exec, on which `run` reads EOF once `execve` succeeded, or init's failure.
+//! The caller (`dockling run`, its monitor, `dockling-runc create`) makes two pipes before
+//! anything is cloned (see [`super::sync`] for what crosses them): *go*, on which init
+//! waits until the host side (network, hooks) is ready, and *errors*, close-on-exec, on
+//! which the caller reads init's reports, and EOF once `execve` succeeded.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use super::init::{self, InitConfig};
-use super::sync::{self, Failure, Message};
+use super::namespaces;
+use crate::engine::sync::{self, Failure, Message};
 
 /// Both ends of the go and error pipes.
 pub struct SyncPipes {
@@ -50,6 +51,12 @@ impl Starter {
         Ok(())
     }
 
+    /// Reads init's next report (None at EOF: it exec'd, or died without a word).
+    pub fn next_report(&mut self) -> Result<Option<Message>> {
+        sync::receive(&mut &std::fs::File::from(self.errors.try_clone().context("duplicating the report pipe")?))
+            .context("reading init's report")
+    }
+
     /// Waits for the exec: None when it succeeded, init's failure otherwise.
     pub fn wait_exec(self) -> Option<Failure> {
         drop(self.go);
@@ -62,17 +69,22 @@ impl Starter {
     }
 }
 
-/// Clones init. Must be called while the process has a single thread.
-pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
+/// What init runs in the cloned child: given its ends of the pipes (go, errors), it
+/// returns only to exit, with the status it returns.
+pub type Body = Box<dyn FnMut(RawFd, RawFd) -> i32>;
+
+/// Clones init into the namespaces of `plan`. Must be called while the process has a
+/// single thread.
+pub fn spawn(plan: &namespaces::Plan, pipes: &SyncPipes, mut body: Body) -> Result<Pid> {
     ensure_single_threaded()?;
-    let flags = cfg.namespaces.new;
-    crate::explain::approx(&cfg.namespaces.command(), "clone the container's first process into its namespaces");
+    let flags = plan.new;
+    crate::explain::approx(&plan.command(), "clone the container's first process into its namespaces");
     // Non-dumpable before the clone, so init is never dumpable, not even for a moment
     // (the flag is copied with the memory map; the monitor's clone comes through here too).
     crate::sys::sealed_exe::make_non_dumpable().context("prctl(PR_SET_DUMPABLE, 0)")?;
     // A pid namespace to join is entered for our children only, right around the clone:
     // nothing between here and the way back can fail.
-    let pid_join = cfg.namespaces.join.iter().find(|(k, _)| *k == CloneFlags::CLONE_NEWPID).map(|(_, p)| p.clone());
+    let pid_join = plan.join.iter().find(|(k, _)| *k == CloneFlags::CLONE_NEWPID).map(|(_, p)| p.clone());
     let restore = match &pid_join {
         Some(path) => Some(enter_pid_namespace(path)?),
         None => None,
@@ -84,10 +96,10 @@ pub fn spawn(mut cfg: InitConfig, pipes: &SyncPipes) -> Result<Pid> {
         // The child's copies of the host-side ends must go, or EOF never comes.
         let _ = nix::unistd::close(go_w);
         let _ = nix::unistd::close(err_r);
-        init::main(&mut cfg, go, err_w) as isize
+        body(go, err_w) as isize
     });
-    // SAFETY: the process is single-threaded here (checked by the callers' design: no
-    // threads or runtimes exist before spawn), and the child only runs `init::main`.
+    // SAFETY: the process is single-threaded here (checked above), and the child only
+    // runs `body`.
     let cloned = unsafe { nix::sched::clone(callback, &mut stack, flags, Some(libc::SIGCHLD)) };
     if let Some(ours) = restore {
         if let Err(e) = nix::sched::setns(ours, CloneFlags::CLONE_NEWPID) {

@@ -12,24 +12,39 @@ use crate::error::{CANNOT_EXECUTE, NOT_FOUND, RUNTIME_ERROR};
 
 pub enum Never {}
 
+/// Default PATH, as Docker sets it (and runc when the spec has none).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Resolves and execs the command with its environment and working directory; returns
 /// only on failure (126 cannot execute, 127 not found). Shared with `exec`.
 pub fn exec_command(argv: &[String], env: &[String], workdir: &str) -> Failure {
-    match try_exec(argv, env, workdir) {
+    exec_keeping(argv, env, workdir, 3)
+}
+
+/// As [`exec_command`], keeping descriptors below `first_closed` open (`--preserve-fds`).
+pub fn exec_keeping(argv: &[String], env: &[String], workdir: &str, first_closed: i32) -> Failure {
+    match try_exec(argv, env, workdir, first_closed) {
         Ok(never) => match never {},
         Err(failure) => failure,
     }
 }
 
-fn try_exec(argv: &[String], env: &[String], workdir: &str) -> Result<Never, Failure> {
-    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(super::env::DEFAULT_PATH).to_string();
+/// Finds the command as [`exec_command`] will, without running it (a missing command
+/// fails `dockling-runc create`, as runc's).
+pub fn resolve_command(argv: &[String], env: &[String]) -> Result<String, Failure> {
+    let env_path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_string();
     let first = argv.first().ok_or(Failure::new(RUNTIME_ERROR, "no command given"))?;
-    let program = resolve(first, &env_path)?;
+    resolve(first, &env_path)
+}
+
+fn try_exec(argv: &[String], env: &[String], workdir: &str, first_closed: i32) -> Result<Never, Failure> {
+    let program = resolve_command(argv, env)?;
+    let first = &argv[0];
     enter_workdir(workdir)?;
     reset_signals();
     // Nothing but stdio crosses into the container: whatever descriptors the caller of
     // dockling had open (a shell's `7</`, say) are closed by the exec.
-    crate::sys::fd::cloexec_from(3);
+    crate::sys::fd::cloexec_from(first_closed.max(3));
 
     let to_c = |s: &String| CString::new(s.as_bytes()).map_err(Failure::context("argument with a NUL byte"));
     let c_argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
