@@ -139,6 +139,8 @@ fn containerd_runs_tasks_through_dockling_runc() {
         "run -d --runc-binary {rt} --rootfs {root2} t2 sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.05; echo tick >> /ticks; done'"
     ));
     assert!(o.ok(), "{o}\n{}", ctr.log());
+    let state = sim.sh("ls -A /run/containerd/runc/default; ls -d /sys/fs/cgroup/memory/dockling/default/t2").stdout;
+    assert!(state.contains("t2\n") && state.contains("dockling/default/t2"), "{state}");
     let o = ctr.ctr("task exec --exec-id e1 t2 sh -c 'echo exec says hi; exit 5'");
     assert_eq!((o.code(), o.stdout.trim()), (Some(5), "exec says hi"), "{o}");
     let o = ctr.ctr_in_pty("task exec --exec-id e2 -t t2 sh -c 'tty; test -t 0 && echo stdin is a tty'");
@@ -164,5 +166,100 @@ fn containerd_runs_tasks_through_dockling_runc() {
     assert!(ctr.ctr("container delete t2").ok());
     assert_nothing_left(&sim, &ctr, &["t0", "t1", "t2"]);
     drop(ctr);
+    sim.finish();
+}
+
+/// What dockling-runc keeps for dockerd's containers, and the groups it made: `id` has
+/// them while it runs (so the check can see them), and nothing is left at the end.
+fn assert_docker_state(d: &Dockerd, id: Option<&str>) {
+    let state = entries(&d.runtime_root());
+    let groups = d.cgroup_dirs();
+    match id {
+        Some(id) => {
+            assert!(state.iter().any(|s| s == id), "no state of {id} in {}: {state:?}", d.runtime_root().display());
+            assert!(groups.iter().any(|g| g.contains(id)), "no groups of {id}: {groups:?}");
+        }
+        None => {
+            assert!(state.is_empty(), "dockling-runc state left behind: {state:?}");
+            assert!(groups.is_empty(), "cgroups of docker's containers left behind: {groups:?}");
+        }
+    }
+}
+
+#[test]
+fn docker_runs_containers_with_the_dockling_runtime() {
+    let sim = SimHost::new("dkr");
+    let mut d = Dockerd::start(&sim);
+    let run = "run --runtime dockling";
+    // Output and exit codes; a missing command is 127 with Docker's message.
+    let o = d.docker(&format!("{run} --rm busybox sh -c 'echo hello from docker; exit 3'"));
+    assert_eq!((o.code(), o.stdout.trim()), (Some(3), "hello from docker"), "{o}\n{}", d.log());
+    let o = d.docker(&format!("{run} --rm busybox nosuchcmd"));
+    assert_eq!(o.code(), Some(127), "{o}");
+    assert!(o.stderr.contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#), "{o}");
+    // A volume is the host's directory; --read-only refuses writes elsewhere.
+    let vol = sim.tmp.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let o = d.docker(&format!("{run} --rm -v {}:/data busybox sh -c 'echo written > /data/f'", vol.display()));
+    assert!(o.ok(), "{o}");
+    assert_eq!(std::fs::read_to_string(vol.join("f")).unwrap(), "written\n");
+    let o = d.docker(&format!("{run} --rm --read-only busybox touch /x"));
+    assert_eq!(o.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("Read-only file system"), "{o}");
+
+    // A detached container: exec -it in a real pty, top, pause, update, stop.
+    let o = d.docker(&format!("{run} -d --name c1 busybox sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.05; done'"));
+    assert!(o.ok(), "{o}\n{}", d.log());
+    assert_docker_state(&d, Some(o.stdout.trim()));
+    let o = d.docker_in_pty("exec -it c1 sh -c 'tty; test -t 0 && echo stdin is a tty'");
+    assert!(o.stdout.contains("/dev/pts/") && o.stdout.contains("stdin is a tty"), "{o}");
+    let o = d.docker("exec c1 sh -c 'exit 4'");
+    assert_eq!(o.code(), Some(4), "{o}");
+    let top = d.docker("top c1");
+    assert!(top.ok() && top.stdout.contains("sleep"), "{top}");
+    assert!(d.docker("pause c1").ok());
+    assert_eq!(d.docker("inspect -f '{{.State.Status}}' c1").stdout.trim(), "paused");
+    assert!(d.docker("unpause c1").ok());
+    assert_eq!(d.docker("inspect -f '{{.State.Status}}' c1").stdout.trim(), "running");
+    let o = d.docker("update --memory 64m --memory-swap 64m c1");
+    assert!(o.ok(), "{o}");
+    let limit = d.docker("exec c1 cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+    assert_eq!(limit.stdout.trim(), (64u64 << 20).to_string(), "{limit}");
+    let o = d.docker("stop -t 5 c1");
+    assert!(o.ok(), "{o}");
+    assert_eq!(d.docker("inspect -f '{{.State.ExitCode}}' c1").stdout.trim(), "0", "the TERM trap's exit");
+    assert!(d.docker("rm c1").ok());
+    // rm -f of a running one.
+    assert!(d.docker(&format!("{run} -d --name c2 busybox sleep 1000")).ok());
+    assert!(d.docker("rm -f c2").ok());
+    assert_docker_state(&d, None);
+    d.stop();
+    drop(d);
+    sim.finish();
+}
+
+#[test]
+fn docker_publishes_ports_and_shares_namespaces_with_the_dockling_runtime() {
+    let sim = SimHost::new("dkp");
+    let mut d = Dockerd::start(&sim);
+    // docker's bridge networking is a prestart hook: the page is reached from the world.
+    let o = d.docker(
+        "run --runtime dockling -d --name web -p 8080:80 busybox sh -c \
+         'mkdir /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www'",
+    );
+    assert!(o.ok(), "{o}\n{}", d.log());
+    sim.wait_http(true, &format!("http://{HOST_IP}:8080/"), "hello-from-web");
+    // The pod pattern: a second container in web's network and pid namespaces.
+    let o = d
+        .docker("run --runtime dockling -d --name side --network container:web --pid container:web busybox sleep 1000");
+    assert!(o.ok(), "{o}");
+    let o = d.docker("exec side wget -qO- http://127.0.0.1/");
+    assert_eq!(o.stdout.trim(), "hello-from-web", "{o}");
+    let o = d.docker("exec side ps");
+    assert!(o.stdout.contains("httpd"), "web's processes are visible to side:\n{o}");
+    assert!(d.docker("rm -f side web").ok());
+    assert_docker_state(&d, None);
+    d.stop();
+    drop(d);
     sim.finish();
 }

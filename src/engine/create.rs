@@ -73,12 +73,18 @@ pub fn create(mut plan: Plan, req: &Request) -> Result<Pid> {
     }
     let pipes = SyncPipes::new()?;
     let namespaces = plan.namespaces.clone();
+    let resources = plan.resources.clone();
     let hooks_plan = (plan.hooks.prestart.clone(), plan.hooks.create_runtime.clone(), plan.annotations.clone());
     let mut init = Init { plan, cgroups: req.cgroups.to_vec(), console, fifo, preserve_fds: req.preserve_fds };
     let pid = spawn::spawn(&namespaces, &pipes, Box::new(move |go, errors| init.main(go, errors)))?;
     let mut starter = pipes.into_starter();
     let finished = (|| -> Result<()> {
         expect(&mut starter, "ready")?;
+        // The device rules once init has made its /dev, as runc (the spec's rules may not
+        // allow mknod of the standard nodes), with runc's standard allowlist after them.
+        if let Some(r) = &resources {
+            crate::cgroups::device_rules(req.cgroups, &super::resources::device_rules_with_defaults(r))?;
+        }
         let state = hooks::state_json(req.id, "created", pid.as_raw(), req.bundle, &hooks_plan.2);
         hooks::run("prestart", &hooks_plan.0, &state)?;
         hooks::run("createRuntime", &hooks_plan.1, &state)?;
@@ -104,14 +110,10 @@ fn expect(starter: &mut spawn::Starter, what: &str) -> Result<()> {
     }
 }
 
-/// The groups, with the spec's limits.
+/// The groups, with the spec's limits (the device rules come later, see [`create`]).
 fn make_cgroups(plan: &Plan, dirs: &[PathBuf]) -> Result<()> {
-    let (limits, rules) = match &plan.resources {
-        Some(r) => (super::resources::limits(r), super::resources::device_rules(r)),
-        None => (Default::default(), Vec::new()),
-    };
-    crate::cgroups::create(dirs, &limits, false)?;
-    crate::cgroups::device_rules(dirs, &rules)
+    let limits = plan.resources.as_ref().map(super::resources::limits).unwrap_or_default();
+    crate::cgroups::create(dirs, &limits, false)
 }
 
 /// `start`: opens the fifo for reading, which lets init's open for writing return, and

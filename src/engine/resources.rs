@@ -45,6 +45,32 @@ pub fn device_rules(r: &LinuxResources) -> Vec<(bool, String)> {
     rules
 }
 
+/// What runc allows after the spec's own rules (its `AllowedDevices`): making any node,
+/// and using the harmless ones a program expects (null, zero, full, random, urandom, tty,
+/// ptmx and the ptys, tun).
+const STANDARD: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
+
+/// The spec's rules, then the standard allowlist (when the spec restricts devices at all).
+pub fn device_rules_with_defaults(r: &LinuxResources) -> Vec<(bool, String)> {
+    let mut rules = device_rules(r);
+    if !rules.is_empty() {
+        rules.extend(STANDARD.iter().map(|s| (true, s.to_string())));
+    }
+    rules
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,3 +103,93 @@ impl Drop for Containerd<'_> {
         self.stop();
     }
 }
+
+/// A dockerd of the test's own (with the containerd it starts), dockling-runc registered
+/// as the runtime `dockling`, and the busybox image loaded from dockling's own `save`.
+pub struct Dockerd<'a> {
+    sim: &'a SimHost,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    daemon: Option<Proc>,
+}
+
+impl<'a> Dockerd<'a> {
+    pub fn start(sim: &'a SimHost) -> Dockerd<'a> {
+        private_run(sim);
+        let runtime = runc_link(sim);
+        let dir = sim.tmp.join("docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("docker.sock");
+        // The containers' groups under a parent of the test's own (dockling/<label>/<id>).
+        let config = format!(r#"{{"cgroup-parent": "/{}"}}"#, sim.label);
+        std::fs::write(dir.join("daemon.json"), config).unwrap();
+        let q = |p: &std::path::Path| shq(&p.to_string_lossy());
+        let daemon = sim.spawn_host(&format!(
+            "exec dockerd --config-file {} --data-root {} --exec-root {} --pidfile {} -H unix://{} \
+             --add-runtime dockling={} > {} 2>&1",
+            q(&dir.join("daemon.json")),
+            q(&dir.join("data")),
+            q(&dir.join("exec")),
+            q(&dir.join("docker.pid")),
+            socket.display(),
+            q(&runtime),
+            q(&dir.join("dockerd.log")),
+        ));
+        let d = Dockerd { sim, dir, socket, daemon: Some(daemon) };
+        let up = wait_until(Duration::from_secs(60), || d.docker("version").ok());
+        assert!(up, "dockerd did not start:\n{}", d.log());
+        sim.image("busybox");
+        let tar = sim.tmp.join("busybox.tar");
+        sim.dockling_ok(&["save", "-o", &tar.to_string_lossy(), "busybox"]);
+        let o = d.docker(&format!("load -i {}", q(&tar)));
+        assert!(o.ok(), "docker load:\n{o}");
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// Where dockerd has dockling-runc keep its containers' state (`--root`).
+    pub fn runtime_root(&self) -> PathBuf {
+        self.dir.join("exec/runtime-runc/moby")
+    }
+
+    /// The cgroup directories of dockling's groups for this dockerd's containers.
+    pub fn cgroup_dirs(&self) -> Vec<String> {
+        let o = self.sim.sh(&format!("ls -d /sys/fs/cgroup/*/dockling/{}/*/ 2>/dev/null", self.sim.label));
+        o.stdout.lines().map(String::from).collect()
+    }
+
+    /// Debian's docker client (`/usr/bin/docker`, the daemon's version) with ARGS (a
+    /// shell fragment), in the simulated host.
+    pub fn docker(&self, args: &str) -> Out {
+        self.sim.sh(&format!("/usr/bin/docker -H unix://{} {args}", self.socket.display()))
+    }
+
+    /// The same, in a pseudo-terminal of its own (`script`), for `-it`.
+    pub fn docker_in_pty(&self, args: &str) -> Out {
+        let inner = format!("/usr/bin/docker -H unix://{} {args}", self.socket.display());
+        self.sim.sh(&format!("script -qec {} /dev/null < /dev/null", shq(&inner)))
+    }
+
+    /// Removes every container, then stops dockerd (and its containerd) and waits.
+    pub fn stop(&mut self) {
+        let Some(mut d) = self.daemon.take() else { return };
+        let _ = self.docker(
+            "rm -f $(/usr/bin/docker -H unix://SOCK ps -aq)".replace("SOCK", &self.socket.to_string_lossy()).as_str(),
+        );
+        let pidfile = self.dir.join("docker.pid");
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            let _ = self.sim.sh(&format!("kill -TERM {}", pid.trim()));
+            wait_until(Duration::from_secs(30), || !pidfile.exists());
+        }
+        d.stop();
+    }
+}
+
+impl Drop for Dockerd<'_> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

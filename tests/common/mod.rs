@@ -29,7 +29,7 @@ mod text;
 // Each test binary uses only part of the harness, so some re-exports go unused in each.
 #[allow(unused_imports)]
 pub use self::{
-    engines::{private_run, runc_link, Containerd},
+    engines::{private_run, runc_link, Containerd, Dockerd},
     json::Json,
     paths::{bin, firewall_driver, image_dir, manifest_dir, python},
     peer_server::PEER_SERVER_PY,
