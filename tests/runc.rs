@@ -263,3 +263,114 @@ fn docker_publishes_ports_and_shares_namespaces_with_the_dockling_runtime() {
     drop(d);
     sim.finish();
 }
+
+/// `dockling-runc --root ROOT ARGS` in the simulated host, its output to `out` (a
+/// container's stdio is the caller's, and outlives `create`).
+fn runc_in(sim: &SimHost, root: &str, args: &str, out: &str) -> Out {
+    let link = runc_link(sim);
+    sim.sh(&format!("{} --root {root} {args} >> {out} 2>&1", shq(&link.to_string_lossy())))
+}
+
+/// A bundle: the busybox tree as `rootfs` and the ctr fixture's config.json, changed by `edit`.
+fn bundle(sim: &SimHost, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let dir = sim.tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    rootfs_copy(sim, &format!("{name}/rootfs"));
+    let text =
+        std::fs::read_to_string(manifest_dir().join("tests/fixtures/oci-runtime/ctr-1.6-run.config.json")).unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{name}", sim.label));
+    edit(&mut spec);
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    dir
+}
+
+/// The lines of /proc/self/status a container printed, by key.
+fn status_field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))).map(str::trim).unwrap_or("")
+}
+
+#[test]
+fn a_bundles_spec_reaches_its_container() {
+    let sim = SimHost::new("spec");
+    let t = sim.tmp.to_string_lossy().into_owned();
+    let hook =
+        |name: &str| serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {t}/{name}.json")]}]);
+    let b = bundle(&sim, "b1", |s| {
+        s["process"]["args"] = serde_json::json!(["sh", "-c",
+            "cat /dev/shm/started.json; echo; cat /proc/self/status; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; hostname; \
+             cat /proc/sys/net/ipv4/ip_unprivileged_port_start; stat -c 'dev %t:%T %a %u:%g' /dev/mydev; \
+             touch /x 2>/dev/null && echo root writable || echo root read-only; echo done"]);
+        s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 20], "umask": 23});
+        let bind = ["CAP_NET_BIND_SERVICE"];
+        s["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"], "effective": bind, "permitted": bind,
+            "inheritable": bind, "ambient": bind});
+        s["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]);
+        s["process"]["noNewPrivileges"] = serde_json::json!(true);
+        s["process"]["oomScoreAdj"] = serde_json::json!(500);
+        s["hostname"] = serde_json::json!("specbox");
+        s["root"]["readonly"] = serde_json::json!(true);
+        s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_unprivileged_port_start": "1000"});
+        s["linux"]["devices"] = serde_json::json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3,
+            "fileMode": 416, "uid": 1000, "gid": 1000}]);
+        s["hooks"] = serde_json::json!({"prestart": hook("prestart"), "createRuntime": hook("createRuntime"),
+            "createContainer": hook("createContainer"), "startContainer": [{"path": "/bin/sh",
+            "args": ["sh", "-c", "cat > /dev/shm/started.json"]}],
+            "poststart": hook("poststart"), "poststop": hook("poststop")});
+    });
+    let root = format!("{t}/runc-root");
+    let out = format!("{t}/b1.out");
+    let pidfile = format!("{t}/b1.pid");
+    let o = runc_in(&sim, &root, &format!("create --bundle {} --pid-file {pidfile} b1", b.display()), &out);
+    assert!(o.ok(), "{o}\n{}", std::fs::read_to_string(&out).unwrap_or_default());
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(!pid.ends_with('\n') && pid.parse::<u32>().is_ok(), "pid file {pid:?}");
+    // The hooks of create ran, with the state on stdin.
+    for name in ["prestart", "createRuntime", "createContainer"] {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{t}/{name}.json")).unwrap()).unwrap();
+        assert_eq!(state["id"], "b1", "{name}: {state}");
+        assert_eq!(state["bundle"], b.to_string_lossy().as_ref(), "{name}: {state}");
+    }
+    assert!(runc_in(&sim, &root, "state b1", &format!("{t}/state.out")).ok());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{t}/state.out")).unwrap()).unwrap();
+    assert_eq!((state["status"].as_str(), state["pid"].to_string()), (Some("created"), pid.clone()));
+    assert!(runc_in(&sim, &root, "start b1", &out).ok());
+    assert!(wait_until(WAIT, || std::fs::read_to_string(&out).unwrap_or_default().contains("done\n")));
+    let text = std::fs::read_to_string(&out).unwrap();
+    // startContainer ran in the container (its /dev/shm), right before the command.
+    let started: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!((started["id"].as_str(), started["status"].as_str()), (Some("b1"), Some("running")), "{text}");
+    assert_eq!(status_field(&text, "Uid").split_whitespace().next(), Some("1000"), "{text}");
+    assert_eq!(status_field(&text, "Gid").split_whitespace().next(), Some("1000"), "{text}");
+    assert_eq!(status_field(&text, "Groups"), "10 20", "{text}");
+    assert_eq!(status_field(&text, "Umask"), "0027", "{text}");
+    assert_eq!(status_field(&text, "NoNewPrivs"), "1", "{text}");
+    assert_eq!(status_field(&text, "CapBnd"), "0000000000000401", "{text}");
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(status_field(&text, set), "0000000000000400", "{set}\n{text}");
+    }
+    assert_eq!(status_field(&text, "Seccomp"), "0", "no linux.seccomp in this spec: {text}");
+    assert_eq!(status_field(&text, "SigIgn"), "0000000000000000", "no signal ignored from the caller: {text}");
+    // The lines after /proc/self/status: rlimits, oom_score_adj, hostname, sysctl, device, root.
+    let after: Vec<&str> = text.lines().filter(|l| !l.contains(':') || l.starts_with("dev ")).collect();
+    assert!(after.contains(&"256") && after.contains(&"512"), "rlimits: {after:?}");
+    assert!(after.contains(&"500") && after.contains(&"specbox") && after.contains(&"1000"), "{after:?}");
+    assert!(after.contains(&"dev 1:3 640 1000:1000"), "{after:?}");
+    assert!(after.contains(&"root read-only"), "{after:?}");
+    assert!(wait_until(WAIT, || {
+        runc_in(&sim, &root, "state b1", &format!("{t}/state2.out"));
+        std::fs::read_to_string(format!("{t}/state2.out")).unwrap_or_default().contains("\"stopped\"")
+    }));
+    assert!(std::fs::read_to_string(format!("{t}/poststart.json")).is_ok(), "poststart ran");
+    assert!(runc_in(&sim, &root, "delete b1", &out).ok());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{t}/poststop.json")).unwrap()).unwrap();
+    assert_eq!(state["id"], "b1");
+    assert!(entries(std::path::Path::new(&root)).is_empty(), "state left");
+    let left = sim.sh(&format!("ls -d /sys/fs/cgroup/*/dockling/{} 2>/dev/null", sim.label)).stdout;
+    assert_eq!(left.trim(), "", "groups left");
+    sim.finish();
+}

@@ -55,6 +55,9 @@ pub fn create(mut plan: Plan, req: &Request) -> Result<Pid> {
     make_cgroups(&plan, req.cgroups)?;
     explain::step(&format!("mkfifo -m 622 {}", req.exec_fifo.display()), "init waits on it until start");
     nix::unistd::mkfifo(req.exec_fifo, Mode::from_bits_truncate(0o622)).context("making the exec fifo")?;
+    // (Not the umask's: init may open it as the spec's user, after its switch.)
+    std::fs::set_permissions(req.exec_fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .context("making the exec fifo writable by the container's user")?;
     // An O_PATH descriptor: init opens it for writing through /proc/self/fd after
     // pivot_root, when the path no longer resolves.
     let fifo = nix::fcntl::open(req.exec_fifo, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
@@ -75,7 +78,10 @@ pub fn create(mut plan: Plan, req: &Request) -> Result<Pid> {
     let namespaces = plan.namespaces.clone();
     let resources = plan.resources.clone();
     let hooks_plan = (plan.hooks.prestart.clone(), plan.hooks.create_runtime.clone(), plan.annotations.clone());
-    let mut init = Init { plan, cgroups: req.cgroups.to_vec(), console, fifo, preserve_fds: req.preserve_fds };
+    // The state the hooks inside read (with init's pid there: 1 in a new pid namespace).
+    let inside_state = hooks::state_json(req.id, "created", 1, req.bundle, &plan.annotations);
+    let mut init =
+        Init { plan, cgroups: req.cgroups.to_vec(), console, fifo, preserve_fds: req.preserve_fds, inside_state };
     let pid = spawn::spawn(&namespaces, &pipes, Box::new(move |go, errors| init.main(go, errors)))?;
     let mut starter = pipes.into_starter();
     let finished = (|| -> Result<()> {
@@ -154,6 +160,7 @@ struct Init {
     console: Option<OwnedFd>,
     fifo: OwnedFd,
     preserve_fds: i32,
+    inside_state: String,
 }
 
 impl Init {
@@ -181,7 +188,9 @@ impl Init {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
                 .map_err(Failure::context("unsharing the cgroup namespace"))?;
         }
-        rootfs::prepare(&plan.rootfs).map_err(Failure::setup)?;
+        let state = &self.inside_state;
+        rootfs::prepare(&plan.rootfs, &mut || hooks::run("createContainer", &plan.hooks.create_container, state))
+            .map_err(Failure::setup)?;
         if let Some(socket) = self.console.take() {
             console::become_tty(socket.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
         }
@@ -208,6 +217,9 @@ impl Init {
             b"0",
         )
         .map_err(Failure::context("writing the exec fifo"))?;
+        let _ = nix::unistd::close(fifo);
+        let state = self.inside_state.replace("\"created\"", "\"running\"");
+        hooks::run("startContainer", &plan.hooks.start_container, &state).map_err(Failure::setup)?;
         Err(execve::exec_keeping(&plan.process.args, &plan.process.env, &plan.process.cwd, 3 + self.preserve_fds))
     }
 }

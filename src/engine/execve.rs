@@ -100,12 +100,20 @@ fn enter_workdir(dir: &str) -> Result<(), Failure> {
 }
 
 /// Rust ignores SIGPIPE and we may have blocked signals: the command gets clean defaults.
+/// Real-time signals too: an ignored one (a caller's) would stay ignored across exec.
 fn reset_signals() {
     for sig in Signal::iterator() {
         if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
             // SAFETY: restoring default dispositions right before exec.
             let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
         }
+    }
+    // The kernel's 32..=64 (the C library keeps 32 and 33 for itself and refuses them:
+    // the system call does not).
+    let default = [0u64; 4]; // struct kernel_sigaction: handler SIG_DFL, no flags, no mask
+    for sig in 32..=64 {
+        // SAFETY: rt_sigaction with a zeroed kernel_sigaction (SIG_DFL) and no old action.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), std::ptr::null::<u64>(), 8usize) };
     }
     let _ = SigSet::empty().thread_set_mask();
 }

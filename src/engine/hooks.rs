@@ -1,7 +1,11 @@
 //! The spec's hooks: programs the caller wants run at points of the container's life
 //! (Docker's bridge networking is a prestart hook that plugs the veth into the new netns).
 //! Each gets the container's state as JSON on stdin; a failing hook fails the step.
-//! Runs in the runtime's namespaces (prestart, createRuntime, poststart, poststop).
+//! prestart, createRuntime, poststart and poststop run in the runtime's namespaces;
+//! createContainer in the container's mount namespace before pivot_root (the host's
+//! programs and their libraries still resolve; the spec's mounts are made after
+//! pivot_root, see [`super::rootfs`], so these hooks run before them, not after as in
+//! runc), and startContainer in the container, right before its command.
 
 use std::io::Write;
 use std::process::{Command, Stdio};

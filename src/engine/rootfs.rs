@@ -31,8 +31,9 @@ pub struct Plan {
     pub cgroups: Vec<PathBuf>,
 }
 
-/// In the container's mount namespace: everything up to the process.
-pub fn prepare(plan: &Plan) -> Result<()> {
+/// In the container's mount namespace: everything up to the process. `before_pivot`
+/// runs once the root is bound, while the host's paths still resolve (createContainer).
+pub fn prepare(plan: &Plan, before_pivot: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     explain::step("mount --make-rslave /", "host mounts may reach the container, none of ours the host");
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | plan.propagation, None::<&str>)
         .context("changing the propagation of /")?;
@@ -50,6 +51,7 @@ pub fn prepare(plan: &Plan) -> Result<()> {
         true => cgroup_sources(&plan.cgroups)?,
         false => Vec::new(),
     };
+    before_pivot()?;
     pivot(root)?;
     let mut dev_is_ours = false;
     for (m, source) in plan.mounts.iter().zip(sources) {

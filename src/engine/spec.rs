@@ -27,6 +27,10 @@ pub struct Plan {
 pub struct Hooks {
     pub prestart: Vec<Hook>,
     pub create_runtime: Vec<Hook>,
+    /// In the container's namespaces, once its mounts are made.
+    pub create_container: Vec<Hook>,
+    /// In the container, after `start`, right before the command.
+    pub start_container: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,
 }
@@ -80,17 +84,14 @@ pub fn read(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let hooks = match spec.hooks() {
         None => Hooks::default(),
         Some(h) => {
-            if h.create_container().as_ref().is_some_and(|v| !v.is_empty())
-                || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
-            {
-                bail!("createContainer and startContainer hooks are not supported by dockling yet");
-            }
             let list = |v: &Option<Vec<Hook>>| v.clone().unwrap_or_default();
             #[allow(deprecated)]
             let prestart = list(h.prestart());
             Hooks {
                 prestart,
                 create_runtime: list(h.create_runtime()),
+                create_container: list(h.create_container()),
+                start_container: list(h.start_container()),
                 poststart: list(h.poststart()),
                 poststop: list(h.poststop()),
             }
