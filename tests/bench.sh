@@ -3,6 +3,7 @@
 #
 # Run as root after a release build and `rootfs/build.sh busybox python`:
 #     sudo bash tests/bench.sh
+# Section 5 needs Debian's runc (tests/run.sh installs it).
 # Environment knobs: REPS (default 30), WARMUP (3), HTTP_REPS (10), N_MANY (50), N_FW (200),
 # MANY_ROUNDS (3); TMPDIR (/tmp), where the throw-away root goes; BASELINE, the path of
 # another build of dockling (an older commit's target/release/dockling) to time
@@ -301,6 +302,36 @@ for drv in iptables nftables; do
     row "   $drv: rm -f of $N_FW running, one -p each (ms)" "1" "$ms" "-" "<= 2000 ms" "$(verdict "$ms" 2000)"
 done
 dk network prune >/dev/null
+
+# ---- 5. dockling-runc beside runc: one busybox bundle, create+start+wait+delete
+# (`run`), interleaved. The bundle is the ctr fixture's spec (new pid, ipc, uts, mount
+# and net namespaces, Docker's mounts, masked paths, devices, rlimits) with `true` on
+# the read-only busybox tree; both runtimes put its groups under dockling/.
+if command -v runc >/dev/null; then
+    echo "bench: dockling-runc run vs runc run ..." >&2
+    mkdir -p "$W/bundle" "$W/runc-root" "$W/dr-root"
+    python3 - "$REPO" "$W/bundle/config.json" <<'PY'
+import json, sys
+repo, out = sys.argv[1], sys.argv[2]
+c = json.load(open(repo + "/tests/fixtures/oci-runtime/ctr-1.6-run.config.json"))
+c["process"]["args"] = ["true"]
+c["root"] = {"path": repo + "/rootfs/out/busybox", "readonly": True}
+c["linux"]["cgroupsPath"] = "/dockling/bench-runc"
+json.dump(c, open(out, "w"))
+PY
+    DR=$(dirname "$D")/dockling-runc
+    ln -sf dockling "$DR"
+    : >"$W/drunc"; : >"$W/runc"
+    (cd "$W/bundle" && bench_time "$REPS" "$W/drunc" "$DR" --root "$W/dr-root" run b1 \
+        ';;' "$W/runc" runc --root "$W/runc-root" run b2)
+    read -r n rmed rp90 < <(stats "$W/runc")
+    read -r n dmed dp90 < <(stats "$W/drunc")
+    half=$(awk -v a="$rmed" 'BEGIN { printf "%.2f", a / 2 }')
+    row "5. runc run (bundle: ctr's spec, busybox true)" "$n" "$rmed" "$rp90" "-" "-"
+    row "   dockling-runc run (create+start+wait+delete)" "$n" "$dmed" "$dp90" "<= 0.5x runc ($half)" "$(verdict "$dmed" "$half")"
+else
+    row "5. dockling-runc vs runc" "-" "-" "-" "-" "runc not installed"
+fi
 
 # ---- the end: all containers gone, network pruned
 trap - EXIT

@@ -323,7 +323,9 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
 fn remove_empty_parents(dir: &Path) {
     let mut level = dir.parent();
     while let Some(p) = level {
-        if p.file_name().is_none_or(|n| n == PARENT) || !p.starts_with(ROOT) {
+        let ours = p.file_name().is_some_and(|n| n == PARENT)
+            && (p.parent() == Some(Path::new(ROOT)) || p.parent().and_then(Path::parent) == Some(Path::new(ROOT)));
+        if ours || !p.starts_with(ROOT) || p.as_os_str().len() <= ROOT.len() {
             break;
         }
         if fs::remove_dir(p).is_err() {

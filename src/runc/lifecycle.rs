@@ -29,7 +29,8 @@ pub struct CreateArgs<'a> {
 }
 
 /// `create`: the container exists, init waits for `start`; the pid file names it.
-pub fn create(root: &Root, a: &CreateArgs) -> Res<()> {
+/// Returns init's pid (our child until we exit).
+pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
     let cwd = std::env::current_dir().map_err(|e| format!("reading the working directory: {e}"))?;
     let bundle = a.bundle.map(|b| cwd.join(b)).unwrap_or(cwd);
     let bundle = bundle.canonicalize().map_err(|e| format!("bundle {}: {e}", bundle.display()))?;
@@ -76,7 +77,23 @@ pub fn create(root: &Root, a: &CreateArgs) -> Res<()> {
         remove(root, &record);
         return Err(text(e));
     }
-    Ok(())
+    Ok(record.pid)
+}
+
+/// `run`: create, start, wait for the container (our child) and delete it; its exit
+/// code is ours (128+N for a signal), as `runc run`.
+pub fn run(root: &Root, a: &CreateArgs) -> Res<i32> {
+    let pid = create(root, a)?;
+    let started = start(root, a.id);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let deleted = delete(root, a.id, true);
+    started?;
+    deleted?;
+    Ok(match status {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+        _ => 1,
+    })
 }
 
 /// The pid as bare digits, no newline, whole (by rename), as the shim reads it.

@@ -87,6 +87,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// create, start, wait and delete in one (the container's exit code is ours).
+    Run {
+        #[arg(short, long)]
+        bundle: Option<PathBuf>,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        id: String,
+    },
     /// Lets a created container exec its command.
     Start { id: String },
     /// Changes the container's limits: `--resources FILE` (or `-` for stdin) with the
@@ -195,6 +205,17 @@ fn run(cli: &Cli) -> Result<i32, String> {
                 preserve_fds: *preserve_fds,
             };
             lifecycle::create(&root, &args).map(|_| 0)
+        }
+        Command::Run { bundle, pid_file, console_socket, id } => {
+            check_id(id)?;
+            let args = lifecycle::CreateArgs {
+                id,
+                bundle: bundle.as_deref(),
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                preserve_fds: 0,
+            };
+            lifecycle::run(&root, &args)
         }
         Command::Exec { process, detach, pid_file, console_socket, tty, cwd, env, user, id, command } => {
             check_id(id)?;
