@@ -374,3 +374,109 @@ fn a_bundles_spec_reaches_its_container() {
     assert_eq!(left.trim(), "", "groups left");
     sim.finish();
 }
+
+#[test]
+fn a_bundle_asking_for_what_would_open_the_host_is_refused() {
+    let sim = SimHost::new("refuse");
+    let t = sim.tmp.to_string_lossy().into_owned();
+    let root = format!("{t}/runc-root");
+    let log = format!("{t}/log.json");
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 6] = [
+        ("core", |s| s["linux"]["sysctl"] = serde_json::json!({"kernel.core_pattern": "|/tmp/x"}), "not namespaced"),
+        (
+            "hostuts",
+            |s| {
+                s["hostname"] = serde_json::json!("renamed");
+                let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "uts");
+            },
+            "private UTS namespace",
+        ),
+        (
+            "rlimit",
+            |s| {
+                s["process"]["rlimits"] =
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1u64 << 40}])
+            },
+            "CAP_SYS_RESOURCE",
+        ),
+        (
+            "devlink",
+            |s| s["linux"]["devices"] = serde_json::json!([{"path": "/dev/fd/x", "type": "c", "major": 1, "minor": 3}]),
+            "goes through the link",
+        ),
+        ("pinned", |s| s["linux"]["resources"]["cpu"] = serde_json::json!({"cpus": "0"}), "cpu.cpus"),
+        (
+            "userns",
+            |s| s["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"})),
+            "user namespaces",
+        ),
+    ];
+    for (name, edit, words) in cases {
+        let b = bundle(&sim, name, edit);
+        let link = runc_link(&sim);
+        let o = sim.sh(&format!(
+            "{} --root {root} --log {log} --log-format json create --bundle {} {name}",
+            shq(&link.to_string_lossy()),
+            b.display()
+        ));
+        assert_eq!(o.code(), Some(1), "{name}: {o}");
+        let last = std::fs::read_to_string(&log).unwrap().lines().last().unwrap_or_default().to_string();
+        assert!(last.contains(words), "{name}: {last}");
+        assert!(!std::path::Path::new(&root).join(name).exists(), "{name}: state left");
+    }
+    assert_eq!(sim.sh("hostname").stdout.trim(), "simhost", "the host's name is untouched");
+    let left = sim.sh(&format!("ls -d /sys/fs/cgroup/*/dockling/{} 2>/dev/null", sim.label)).stdout;
+    assert_eq!(left.trim(), "", "groups left");
+
+    // No capabilities in the spec (as engines write `--cap-drop ALL`): none at all, the
+    // bounding set included, so no exec can get one back.
+    let b = bundle(&sim, "nocaps", |s| {
+        s["process"].as_object_mut().unwrap().remove("capabilities");
+        s["process"]["args"] = serde_json::json!(["sh", "-c", "grep Cap /proc/self/status; echo done"]);
+    });
+    let out = format!("{t}/nocaps.out");
+    let o = runc_in(&sim, &root, &format!("run --bundle {} nocaps", b.display()), &out);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(o.ok(), "{o}\n{text}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&text, set), "0000000000000000", "{set}\n{text}");
+    }
+
+    // Two containers never share a group: the second create is refused, the first runs on
+    // and its delete --force takes what it forked with it.
+    let a = bundle(&sim, "pa", |s| {
+        s["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 1000 & sleep 1000 & sleep 1000"]);
+        s["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/shared", sim.label));
+    });
+    let b2 = bundle(&sim, "pb", |s| s["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/shared", sim.label)));
+    assert!(runc_in(&sim, &root, &format!("create --bundle {} pa", a.display()), &format!("{t}/pa.out")).ok());
+    assert!(runc_in(&sim, &root, "start pa", &format!("{t}/pa.out")).ok());
+    let o = runc_in(
+        &sim,
+        &root,
+        &format!("--log {log} --log-format json create --bundle {} pb", b2.display()),
+        "/dev/null",
+    );
+    assert_eq!(o.code(), Some(1));
+    assert!(std::fs::read_to_string(&log).unwrap().lines().last().unwrap().contains("cgroup is not empty"));
+    let ps = |id: &str| {
+        let o = runc_in(&sim, &root, &format!("ps --format json {id}"), &format!("{t}/ps.out"));
+        let text = std::fs::read_to_string(format!("{t}/ps.out")).unwrap_or_default();
+        std::fs::remove_file(format!("{t}/ps.out")).ok();
+        (o.ok(), text)
+    };
+    assert!(
+        wait_until(WAIT, || ps("pa").1.matches(',').count() >= 2),
+        "pa's three processes: {:?}\n{}",
+        ps("pa"),
+        std::fs::read_to_string(format!("{t}/pa.out")).unwrap_or_default()
+    );
+    assert!(runc_in(&sim, &root, "delete --force pa", "/dev/null").ok());
+    assert!(!std::path::Path::new(&root).join("pa").exists());
+    let left = sim.sh(&format!("ls -d /sys/fs/cgroup/*/dockling/{} 2>/dev/null", sim.label)).stdout;
+    assert_eq!(left.trim(), "", "groups left");
+    assert_eq!(sim.sh("pgrep -x sleep").stdout.trim(), "", "pa's processes left");
+    sim.finish();
+}

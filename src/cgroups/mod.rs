@@ -82,6 +82,15 @@ pub fn plan(id: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A pids limit as the file takes it (`max` for none: -1 or 0 from `update`).
+fn pids_value(p: i64) -> String {
+    if p > 0 {
+        p.to_string()
+    } else {
+        "max".into()
+    }
+}
+
 /// The v1 controller a group belongs to (`/sys/fs/cgroup/memory/dockling/x` → memory).
 fn controller_of(dir: &Path) -> &str {
     dir.strip_prefix(ROOT).ok().and_then(|r| r.iter().next()).and_then(|c| c.to_str()).unwrap_or("")
@@ -122,6 +131,19 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
     }
     for dir in dirs {
         explain::step(&format!("mkdir -p {}", dir.display()), "the container's own cgroup");
+        if v2 {
+            // A nested path (dockling/docker/ID): each level between passes the
+            // controllers down.
+            let parent = Path::new(ROOT).join(PARENT);
+            let mut level = parent.clone();
+            for c in dir.strip_prefix(&parent).map(|r| r.components().collect::<Vec<_>>()).unwrap_or_default() {
+                if level != parent {
+                    let _ = fs::write(level.join("cgroup.subtree_control"), "+memory +cpu +pids");
+                }
+                level.push(c);
+                let _ = fs::create_dir(&level);
+            }
+        }
         // (Retried: a `delete` may remove an empty level between our mkdirs.)
         let mut made = fs::create_dir_all(dir);
         for _ in 0..3 {
@@ -145,7 +167,7 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
                 )?;
             }
             if let Some(p) = limits.pids {
-                write(&dir.join("pids.max"), &p.to_string(), "process limit")?;
+                write(&dir.join("pids.max"), &pids_value(p), "process limit")?;
             }
             continue;
         }
@@ -171,7 +193,7 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
             }
             "pids" => {
                 if let Some(p) = limits.pids {
-                    write(&dir.join("pids.max"), &p.to_string(), "process limit")?;
+                    write(&dir.join("pids.max"), &pids_value(p), "process limit")?;
                 }
             }
             "devices" if restrict_devices => {
@@ -192,6 +214,11 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// Whether the groups can take device rules: only v1's devices controller can here.
+pub fn can_restrict_devices(dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| controller_of(d) == "devices")
 }
 
 /// A runtime spec's device rules (`linux.resources.devices`), in order: `(allow, "c 1:3 rwm")`.
@@ -237,6 +264,19 @@ pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
         .and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
         .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The processes in the groups and the groups below them (a container may make its own).
+pub fn pids_recursive(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = dirs.first().cloned().into_iter().collect();
+    while let Some(dir) = stack.pop() {
+        out.extend(pids(std::slice::from_ref(&dir)));
+        if let Ok(entries) = fs::read_dir(&dir) {
+            stack.extend(entries.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()));
+        }
+    }
+    out
 }
 
 /// Whether the group is frozen (`pause`): v1's freezer, v2's cgroup.freeze.

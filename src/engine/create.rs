@@ -52,6 +52,20 @@ pub fn cgroups_for(plan: &Plan, id: &str) -> Vec<PathBuf> {
 /// caller removes the groups and its state).
 pub fn create(mut plan: Plan, req: &Request) -> Result<Pid> {
     plan.rootfs.cgroups = req.cgroups.to_vec();
+    // Unenforced device rules would leave a container with CAP_MKNOD free to open the
+    // host's disks: refuse rather than run without them.
+    let restricts = plan.resources.as_ref().is_some_and(|r| !super::resources::device_rules(r).is_empty());
+    // A group with processes is someone else's (another container's cgroupsPath): one
+    // container never takes over, or later kills, another's.
+    if !crate::cgroups::pids_recursive(req.cgroups).is_empty() {
+        bail!("the container's cgroup is not empty: {}", req.cgroups[0].display());
+    }
+    if let Some(r) = &plan.resources {
+        super::resources::check(r)?;
+    }
+    if restricts && !crate::cgroups::can_restrict_devices(req.cgroups) {
+        bail!("linux.resources.devices needs the cgroup v1 devices controller (cgroup v2's BPF device filter is not supported by dockling yet)");
+    }
     make_cgroups(&plan, req.cgroups)?;
     explain::step(&format!("mkfifo -m 622 {}", req.exec_fifo.display()), "init waits on it until start");
     nix::unistd::mkfifo(req.exec_fifo, Mode::from_bits_truncate(0o622)).context("making the exec fifo")?;
@@ -197,6 +211,13 @@ impl Init {
         if let Some(h) = &plan.hostname {
             explain::step(&format!("hostname {h}"), "the container's own host name (UTS namespace)");
             nix::unistd::sethostname(h).map_err(Failure::context("sethostname"))?;
+        }
+        if let Some(d) = &plan.domainname {
+            explain::step(&format!("domainname {d}"), "the container's own NIS domain name (UTS namespace)");
+            // SAFETY: setdomainname reads `len` bytes of a live string.
+            if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+                return Err(Failure::context("setdomainname")(std::io::Error::last_os_error()));
+            }
         }
         // The command is looked up now, so that a missing one fails `create` (as runc).
         execve::resolve_command(&plan.process.args, &plan.process.env)?;

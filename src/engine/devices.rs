@@ -43,8 +43,17 @@ pub fn make_defaults() -> Result<()> {
 pub fn make_spec(devices: &[LinuxDevice]) -> Result<()> {
     for d in devices {
         let path = d.path();
-        if !path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
-            bail!("device path {} must be absolute, without ..", path.display());
+        if !path.starts_with("/dev/") || path.components().any(|c| c == std::path::Component::ParentDir) {
+            bail!("device path {} must be under /dev, without ..", path.display());
+        }
+        // No directory on the way may be a link (the image's, or /dev/fd): the node and
+        // its mode and owner land where the path says, inside the container's /dev.
+        let mut at = Path::new("/dev").to_path_buf();
+        for c in path.strip_prefix("/dev").into_iter().flat_map(|r| r.components()) {
+            at.push(c);
+            if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!("device path {} goes through the link {}", path.display(), at.display());
+            }
         }
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,

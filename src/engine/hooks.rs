@@ -69,16 +69,27 @@ fn run_one(kind: &str, hook: &Hook, state: &str) -> Result<()> {
         // A hook that does not read its state may close stdin early: not an error.
         let _ = stdin.write_all(state.as_bytes());
     }
+    // Its stderr read as it comes (the first 4 KiB kept for the error), so a hook that
+    // writes a lot never blocks on a full pipe.
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut e, &mut buf) {
+                if kept.len() < 4096 {
+                    kept.extend_from_slice(&buf[..n.min(4096 - kept.len())]);
+                }
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        })
+    });
     let deadline = hook.timeout().map(|s| Instant::now() + Duration::from_secs(s.max(1) as u64));
     loop {
         if let Some(status) = child.try_wait().context("waiting for it")? {
             if status.success() {
                 return Ok(());
             }
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
+            let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
             bail!("{status}: {}", err.trim());
         }
         if deadline.is_some_and(|d| Instant::now() > d) {

@@ -28,8 +28,8 @@ pub struct Plan {
     rlimits: Vec<(i32, u64, u64)>,
     no_new_privs: bool,
     oom_score_adj: Option<i32>,
-    /// None: the set is left as it is (the spec did not name it).
-    bounding: Option<CapsHashSet>,
+    /// A set the spec leaves out is empty (engines omit empty lists: `--cap-drop ALL`).
+    bounding: CapsHashSet,
     effective: CapsHashSet,
     permitted: CapsHashSet,
     inheritable: CapsHashSet,
@@ -115,7 +115,7 @@ pub fn plan(p: &Process) -> Result<Plan> {
         rlimits,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         oom_score_adj: p.oom_score_adj(),
-        bounding: caps.and_then(|c| c.bounding().as_ref()).map(|s| cap_set(Some(s))).transpose()?,
+        bounding: cap_set(caps.and_then(|c| c.bounding().as_ref()))?,
         effective: cap_set(caps.and_then(|c| c.effective().as_ref()))?,
         permitted: cap_set(caps.and_then(|c| c.permitted().as_ref()))?,
         inheritable: cap_set(caps.and_then(|c| c.inheritable().as_ref()))?,
@@ -154,11 +154,9 @@ impl Plan {
         if !self.no_new_privs {
             self.install_seccomp()?;
         }
-        if let Some(bounding) = &self.bounding {
-            for cap in caps::all().difference(bounding) {
-                caps::drop(None, CapSet::Bounding, *cap)
-                    .with_context(|| format!("dropping {cap} from the bounding set"))?;
-            }
+        for cap in caps::all().difference(&self.bounding) {
+            caps::drop(None, CapSet::Bounding, *cap)
+                .with_context(|| format!("dropping {cap} from the bounding set"))?;
         }
         self.switch_user()?;
         // Effective first: it must stay a subset of permitted at every step.
@@ -202,8 +200,9 @@ impl Plan {
     }
 }
 
-/// Sets a limit, never above the hard limit we have unless we may raise it: root without
-/// CAP_SYS_RESOURCE (these machines) cannot, and asking would fail the container.
+/// Sets a limit. Raising a hard limit needs CAP_SYS_RESOURCE, which root lacks on some
+/// machines (these ones): that is refused with both numbers, never tried (and never
+/// lowered quietly instead).
 fn set_rlimit(resource: i32, soft: u64, hard: u64) -> Result<()> {
     let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit fills the struct we own.
@@ -211,8 +210,13 @@ fn set_rlimit(resource: i32, soft: u64, hard: u64) -> Result<()> {
         return Err(std::io::Error::last_os_error()).context("reading an rlimit");
     }
     let may_raise = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_RESOURCE).unwrap_or(false);
-    let hard = if may_raise { hard } else { hard.min(current.rlim_max) };
-    let limit = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+    if hard > current.rlim_max && !may_raise {
+        bail!(
+            "rlimit {resource}: the hard limit {hard} is above the runtime's {} and raising it needs CAP_SYS_RESOURCE",
+            current.rlim_max
+        );
+    }
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: setrlimit reads the struct we own.
     if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("setting rlimit {resource}"));

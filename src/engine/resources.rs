@@ -6,6 +6,60 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::cgroups::Limits;
 
+/// What the engine does not set is refused when the spec asks for more than the
+/// kernel's default (engines send zeros for "unset": Docker's `"shares": 0`).
+pub fn check(r: &LinuxResources) -> anyhow::Result<()> {
+    let mut unsupported = Vec::new();
+    if let Some(m) = r.memory() {
+        if m.reservation().is_some_and(|v| v > 0) {
+            unsupported.push("memory.reservation");
+        }
+        if m.kernel().is_some_and(|v| v > 0) || m.kernel_tcp().is_some_and(|v| v > 0) {
+            unsupported.push("memory.kernel");
+        }
+        if m.disable_oom_killer() == Some(true) {
+            unsupported.push("memory.disableOOMKiller");
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.cpus().as_deref().is_some_and(|v| !v.is_empty()) || c.mems().as_deref().is_some_and(|v| !v.is_empty()) {
+            unsupported.push("cpu.cpus/mems");
+        }
+        if c.realtime_runtime().is_some_and(|v| v > 0) || c.realtime_period().is_some_and(|v| v > 0) {
+            unsupported.push("cpu.realtime");
+        }
+        if c.shares().is_some_and(|v| v != 0 && v != 1024) {
+            unsupported.push("cpu.shares");
+        }
+        if c.idle().is_some_and(|v| v != 0) || c.burst().is_some_and(|v| v > 0) {
+            unsupported.push("cpu.idle/burst");
+        }
+    }
+    if let Some(b) = r.block_io() {
+        let lists = b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+            || b.throttle_read_bps_device().as_ref().is_some_and(|v| !v.is_empty())
+            || b.throttle_write_bps_device().as_ref().is_some_and(|v| !v.is_empty())
+            || b.throttle_read_iops_device().as_ref().is_some_and(|v| !v.is_empty())
+            || b.throttle_write_iops_device().as_ref().is_some_and(|v| !v.is_empty());
+        if b.weight().is_some_and(|v| v > 0) || b.leaf_weight().is_some_and(|v| v > 0) || lists {
+            unsupported.push("blockIO");
+        }
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+        unsupported.push("hugepageLimits");
+    }
+    if r.network().is_some() || r.rdma().as_ref().is_some_and(|v| !v.is_empty()) {
+        unsupported.push("network/rdma");
+    }
+    if r.unified().as_ref().is_some_and(|v| !v.is_empty()) {
+        unsupported.push("unified");
+    }
+    if !unsupported.is_empty() {
+        anyhow::bail!("linux.resources {} are not supported by dockling", unsupported.join(", "));
+    }
+    Ok(())
+}
+
 /// Memory, CPU (quota / period) and pids.
 pub fn limits(r: &LinuxResources) -> Limits {
     let mut limits = Limits::default();
@@ -87,6 +141,13 @@ mod tests {
         let l = limits(&r);
         assert_eq!((l.memory, l.cpus, l.pids), (Some(64 << 20), Some(0.5), Some(64)));
         assert_eq!(swap(&r), Some(128 << 20));
+        assert!(check(&r).is_ok());
+        let docker: LinuxResources =
+            serde_json::from_str(r#"{"memory":{"disableOOMKiller":false},"cpu":{"shares":0},"blockIO":{"weight":0}}"#)
+                .unwrap();
+        assert!(check(&docker).is_ok(), "Docker's zeros mean unset");
+        let pinned: LinuxResources = serde_json::from_str(r#"{"cpu":{"cpus":"0-1"}}"#).unwrap();
+        assert!(check(&pinned).unwrap_err().to_string().contains("cpu.cpus"));
         let want = [(false, "a"), (true, "c 1:3 rwm"), (true, "c 136:* rwm")];
         let got = device_rules(&r);
         assert_eq!(got.iter().map(|(a, s)| (*a, s.as_str())).collect::<Vec<_>>(), want);

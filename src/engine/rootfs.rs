@@ -96,9 +96,8 @@ fn cgroup_sources(dirs: &[PathBuf]) -> Result<Vec<(String, std::os::fd::OwnedFd)
             continue;
         };
         let name = controller.to_string_lossy().into_owned();
-        if name == "dockling" {
-            continue; // cgroup2: the group itself is the tree
-        }
+        // cgroup2: the group itself is the whole tree (no controller directory).
+        let name = if name == "dockling" { String::new() } else { name };
         out.push((name, super::detached::open_tree(dir, false)?));
     }
     Ok(out)
@@ -106,16 +105,27 @@ fn cgroup_sources(dirs: &[PathBuf]) -> Result<Vec<(String, std::os::fd::OwnedFd)
 
 /// A spec mount of type `cgroup` (Docker's /sys/fs/cgroup): on a v1 host, a tmpfs with
 /// the container's own group of each controller bound at the controller's name, as runc
-/// makes it; read-only when the mount says `ro`. On cgroup2, a cgroup2 mount.
+/// makes it; on cgroup2, the container's own group bound there. Never the host's tree;
+/// read-only when the mount says `ro`.
 fn mount_cgroups(m: &Planned, groups: &[(String, std::os::fd::OwnedFd)]) -> Result<()> {
     let dest = &m.destination;
     let ro = m.flags.contains(MsFlags::MS_RDONLY);
     let base = m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    // (A file we make in the container's tree: no link of the image's on the way, we
+    // are past pivot_root.)
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    if let [(name, fd)] = groups {
+        if name.is_empty() {
+            explain::step(&format!("mount --bind <its own group> {}", dest.display()), "the container's cgroup");
+            super::detached::move_mount(fd, dest)?;
+            if ro {
+                crate::security::masked_paths::remount_read_only(dest)?;
+            }
+            return Ok(());
+        }
+    }
     if groups.is_empty() {
-        explain::step(&format!("mount -t cgroup2 cgroup2 {}", dest.display()), "the container's cgroups");
-        return mount(Some("cgroup2"), dest, Some("cgroup2"), base | (m.flags & MsFlags::MS_RDONLY), None::<&str>)
-            .with_context(|| format!("mounting cgroup2 on {}", dest.display()));
+        anyhow::bail!("a cgroup mount at {} without groups of the container's own", dest.display());
     }
     explain::step(&format!("mount -t tmpfs -o mode=755 cgroup {}", dest.display()), "the container's cgroups");
     mount(Some("cgroup"), dest, Some("tmpfs"), base, Some("mode=755")).context("mounting the cgroup tmpfs")?;

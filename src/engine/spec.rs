@@ -15,6 +15,7 @@ pub struct Plan {
     pub rootfs: rootfs::Plan,
     pub process: process::Plan,
     pub hostname: Option<String>,
+    pub domainname: Option<String>,
     /// `linux.cgroupsPath`, relative to dockling's parent group (None: the id).
     pub cgroups_path: Option<PathBuf>,
     pub resources: Option<LinuxResources>,
@@ -74,10 +75,15 @@ pub fn read(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let mounts = spec.mounts().iter().flatten().map(mount::plan).collect::<Result<Vec<_>>>()?;
     let mut sysctl: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
     sysctl.sort();
+    let private =
+        |flag: nix::sched::CloneFlags| namespaces.new.contains(flag) || namespaces.join.iter().any(|(k, _)| *k == flag);
     for (key, _) in &sysctl {
-        if key.is_empty() || key.contains("..") || key.contains('/') || key.starts_with('.') {
-            bail!("sysctl {key:?} is not a valid name");
-        }
+        check_sysctl(key, &private)?;
+    }
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+    if (hostname.is_some() || domainname.is_some()) && !private(nix::sched::CloneFlags::CLONE_NEWUTS) {
+        bail!("setting the hostname or domainname needs a private UTS namespace");
     }
     let seccomp = seccomp(spec)?;
     let process = process::plan(p)?.with_seccomp(seccomp);
@@ -115,7 +121,8 @@ pub fn read(spec: &Spec, bundle: &Path) -> Result<Plan> {
             cgroups: Vec::new(),
         },
         process,
-        hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+        hostname,
+        domainname,
         cgroups_path,
         resources: linux.resources().clone(),
         hooks,
@@ -123,9 +130,45 @@ pub fn read(spec: &Spec, bundle: &Path) -> Result<Plan> {
     })
 }
 
+/// Only settings of the container's own namespaces may be set (runc's rule): `net.*`
+/// with a network namespace of its own, the IPC ones with its own IPC namespace; a
+/// host-wide one (`kernel.core_pattern`, `vm.*`) would change the host.
+fn check_sysctl(key: &str, private: &dyn Fn(nix::sched::CloneFlags) -> bool) -> Result<()> {
+    use nix::sched::CloneFlags;
+    if key.is_empty() || key.contains("..") || key.contains('/') || key.starts_with('.') {
+        bail!("sysctl {key:?} is not a valid name");
+    }
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        CloneFlags::CLONE_NEWIPC
+    } else if key.starts_with("net.") {
+        CloneFlags::CLONE_NEWNET
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        bail!("sysctl {key}: use the spec's hostname and domainname");
+    } else {
+        bail!("sysctl {key} is not namespaced: it would change the host");
+    };
+    if !private(needs) {
+        bail!("sysctl {key} needs a namespace of the container's own ({needs:?})");
+    }
+    Ok(())
+}
+
 /// The compiled `linux.seccomp` filter (also for the processes `exec` adds).
 pub fn seccomp(spec: &Spec) -> Result<Option<Vec<libc::sock_filter>>> {
     let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
+    if s.flags().as_ref().is_some_and(|f| !f.is_empty()) || s.listener_path().is_some() {
+        bail!("linux.seccomp flags and listenerPath are not supported by dockling");
+    }
     let value = serde_json::to_value(s).context("reading linux.seccomp")?;
     crate::security::seccomp::compile_spec(&value).map(Some)
 }
@@ -155,6 +198,20 @@ fn cgroups_relative(p: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_containers_own_sysctls() {
+        use nix::sched::CloneFlags;
+        let all = |_: CloneFlags| true;
+        let no_net = |f: CloneFlags| f != CloneFlags::CLONE_NEWNET;
+        assert!(check_sysctl("net.ipv4.ip_unprivileged_port_start", &all).is_ok());
+        assert!(check_sysctl("kernel.shmmax", &all).is_ok());
+        assert!(check_sysctl("fs.mqueue.msg_max", &all).is_ok());
+        assert!(check_sysctl("net.ipv4.ip_forward", &no_net).is_err(), "the host's network");
+        for host_wide in ["kernel.core_pattern", "vm.overcommit_memory", "kernel.hostname", "fs.file-max", "a/b", ""] {
+            assert!(check_sysctl(host_wide, &all).is_err(), "{host_wide}");
+        }
+    }
 
     #[test]
     fn cgroups_paths_stay_under_our_parent() {

@@ -31,7 +31,11 @@ pub struct CreateArgs<'a> {
 /// `create`: the container exists, init waits for `start`; the pid file names it.
 /// Returns init's pid (our child until we exit).
 pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
+    seal()?;
     let cwd = std::env::current_dir().map_err(|e| format!("reading the working directory: {e}"))?;
+    // Our own paths are the caller's, before we enter the bundle.
+    let pid_file = a.pid_file.map(|p| cwd.join(p));
+    let console_socket = a.console_socket.map(|p| cwd.join(p));
     let bundle = a.bundle.map(|b| cwd.join(b)).unwrap_or(cwd);
     let bundle = bundle.canonicalize().map_err(|e| format!("bundle {}: {e}", bundle.display()))?;
     // Relative paths of the spec (root.path, bind sources) are the bundle's, as for runc.
@@ -58,14 +62,16 @@ pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
             bundle: &bundle,
             exec_fifo: &root.exec_fifo(a.id),
             cgroups: &cgroups,
-            console_socket: a.console_socket,
+            console_socket: console_socket.as_deref(),
             preserve_fds: a.preserve_fds,
         };
         let pid = engine::create::create(plan, &req)?;
         record.pid = pid.as_raw();
-        record.pid_start = crate::sys::process::start_time(pid.as_raw()).unwrap_or(0);
+        // (Read while init is our unreaped child: it cannot be another process.)
+        record.pid_start = crate::sys::process::start_time(pid.as_raw())
+            .ok_or_else(|| anyhow::anyhow!("reading the start time of the container's init"))?;
         root.save(&record)?;
-        if let Some(path) = a.pid_file {
+        if let Some(path) = &pid_file {
             write_pid_file(path, pid.as_raw())?;
         }
         Ok(())
@@ -73,8 +79,11 @@ pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
     if let Err(e) = made {
         if record.pid > 0 {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(record.pid), None);
         }
-        remove(root, &record);
+        let _ = remove(root, &record);
+        // The prestart hooks may have run (Docker's network): their undoing, as delete's.
+        let _ = engine::hooks::run("poststop", &record.poststop, &state_of(root, &record).to_string());
         return Err(text(e));
     }
     Ok(record.pid)
@@ -85,6 +94,9 @@ pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
 pub fn run(root: &Root, a: &CreateArgs) -> Res<i32> {
     let pid = create(root, a)?;
     let started = start(root, a.id);
+    if started.is_err() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     let deleted = delete(root, a.id, true);
     started?;
@@ -120,14 +132,10 @@ pub struct ExecArgs<'a> {
 /// `exec`: a new process in the running container; with --detach the pid file names it
 /// and it is left to the caller, else its exit code is ours.
 pub fn exec(root: &Root, a: &ExecArgs) -> Res<i32> {
-    // Before anything of ours enters the container: run from a read-only view of our
-    // binary (the CVE-2019-5736 class), as `dockling exec` does.
-    if !crate::sys::sealed_exe::running_sealed().map_err(text)? {
-        match crate::sys::sealed_exe::reexec_sealed().map_err(text)? {}
-    }
+    seal()?;
     let r = existing(root, a.id)?;
     match root.status(&r) {
-        Status::Running => {}
+        Status::Running | Status::Created => {}
         Status::Stopped => return Err("cannot exec in a stopped container: container not running".into()),
         other => return Err(format!("cannot exec in a {} container", other.as_str())),
     }
@@ -187,6 +195,15 @@ fn process_from_args(mut p: oci_spec::runtime::Process, a: &ExecArgs) -> Res<oci
     Ok(p)
 }
 
+/// Before anything of ours enters a container (create's init, exec's child): run from a
+/// read-only view of our binary (the CVE-2019-5736 class), as `dockling exec` does.
+fn seal() -> Res<()> {
+    if !crate::sys::sealed_exe::running_sealed().map_err(text)? {
+        match crate::sys::sealed_exe::reexec_sealed().map_err(text)? {}
+    }
+    Ok(())
+}
+
 /// `start`: lets a created container exec its command.
 pub fn start(root: &Root, id: &str) -> Res<()> {
     let r = existing(root, id)?;
@@ -238,11 +255,14 @@ pub fn parse_signal(s: &str) -> Res<Signal> {
 pub fn kill(root: &Root, id: &str, signal: &str, all: bool) -> Res<()> {
     let sig = parse_signal(signal)?;
     let r = existing(root, id)?;
-    if matches!(root.status(&r), Status::Stopped | Status::Creating) {
+    // --all reaches what is left in the groups even after init is gone (a shared pid
+    // namespace's processes), as the shim relies on.
+    let left = if all { crate::cgroups::pids_recursive(&r.cgroups) } else { Vec::new() };
+    if matches!(root.status(&r), Status::Stopped | Status::Creating) && left.is_empty() {
         return Err("container not running".into());
     }
     if all {
-        for pid in crate::cgroups::pids(&r.cgroups) {
+        for pid in left {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
         }
         return Ok(());
@@ -269,21 +289,39 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Res<()> {
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(format!("cannot delete container {id} that is not stopped: {}", status.as_str()));
     }
-    remove(root, &r);
+    remove(root, &r).map_err(text)?;
     if status != Status::Creating {
         let _ = engine::hooks::run("poststop", &r.poststop, &state_of(root, &r).to_string());
     }
     Ok(())
 }
 
-/// Kills what is left of the container, waits for it, removes its groups and state.
-fn remove(root: &Root, r: &Record) {
-    if crate::cgroups::frozen(&r.cgroups) {
+/// Kills what is left of the container (frozen first, so nothing forks away meanwhile,
+/// sub-groups included), waits for it, removes its groups and state. Fails, keeping the
+/// state, if the groups cannot be removed.
+fn remove(root: &Root, r: &Record) -> anyhow::Result<()> {
+    if r.pid == 0 {
+        // create stopped before init existed: the groups hold nothing of ours (a
+        // create refused for a group in use must not touch its processes).
+        if crate::cgroups::pids_recursive(&r.cgroups).is_empty() {
+            crate::cgroups::remove(&r.cgroups)?;
+        }
+        let _ = std::fs::remove_dir_all(root.container_dir(&r.id));
+        return Ok(());
+    }
+    let froze = crate::cgroups::set_frozen(&r.cgroups, true).is_ok();
+    let init = crate::sys::process::pidfd(r.pid, r.pid_start);
+    for pid in crate::cgroups::pids_recursive(&r.cgroups) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    if let Some(fd) = &init {
+        crate::sys::process::signal(fd, libc::SIGKILL);
+    }
+    if froze {
         let _ = crate::cgroups::set_frozen(&r.cgroups, false);
     }
-    let init = crate::sys::process::pidfd(r.pid, r.pid_start);
-    for _ in 0..100 {
-        let pids = crate::cgroups::pids(&r.cgroups);
+    for _ in 0..1000 {
+        let pids = crate::cgroups::pids_recursive(&r.cgroups);
         if pids.is_empty() {
             break;
         }
@@ -293,11 +331,11 @@ fn remove(root: &Root, r: &Record) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     if let Some(fd) = &init {
-        crate::sys::process::signal(fd, libc::SIGKILL);
         crate::sys::process::wait_exit(fd, std::time::Duration::from_secs(5));
     }
-    let _ = crate::cgroups::remove(&r.cgroups);
+    crate::cgroups::remove(&r.cgroups)?;
     let _ = std::fs::remove_dir_all(root.container_dir(&r.id));
+    Ok(())
 }
 
 /// `ps --format json ID`: the host pids of the container's processes.
@@ -338,7 +376,7 @@ pub fn update(root: &Root, id: &str, resources: Option<&Path>, memory: Option<&s
         limits.memory = Some(crate::cgroups::parse_bytes(m).map_err(text)?);
     }
     if let Some(p) = pids {
-        limits.pids = Some(p).filter(|p| *p > 0);
+        limits.pids = Some(p);
     }
     crate::cgroups::update(&r.cgroups, &limits, swap).map_err(text)
 }
@@ -347,7 +385,7 @@ pub fn update(root: &Root, id: &str, resources: Option<&Path>, memory: Option<&s
 pub fn pause(root: &Root, id: &str, freeze: bool) -> Res<()> {
     let r = existing(root, id)?;
     match (root.status(&r), freeze) {
-        (Status::Running, true) | (Status::Paused, false) => {}
+        (Status::Running | Status::Created, true) | (Status::Paused, false) => {}
         (Status::Paused, true) => return Err(format!("container {id} is already paused")),
         (_, true) => return Err("container not running".into()),
         (_, false) => return Err("container not paused".into()),

@@ -168,6 +168,12 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // Our own paths are the caller's: `create` enters the bundle before it writes them.
+    let mut cli = cli;
+    if let Ok(cwd) = std::env::current_dir() {
+        cli.log = cli.log.map(|p| cwd.join(p));
+        cli.root = cli.root.map(|p| cwd.join(p));
+    }
     let logger = log::Log::new(cli.log.clone(), cli.log_format == "json");
     match run(&cli) {
         Ok(code) => code,

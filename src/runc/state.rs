@@ -70,6 +70,9 @@ impl Root {
     /// Makes the container's directory: fails if the id is taken.
     pub fn claim(&self, id: &str) -> Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        // Only root may reach the exec fifos (writable by the containers' users) inside.
+        std::fs::set_permissions(&self.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("making {} private", self.dir.display()))?;
         match std::fs::create_dir(self.container_dir(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
