@@ -303,7 +303,7 @@ for drv in iptables nftables; do
 done
 dk network prune >/dev/null
 
-# ---- 5. dockling-runc beside runc: one busybox bundle, create+start+wait+delete
+# ---- 7. dockling-runc beside runc: one busybox bundle, create+start+wait+delete
 # (`run`), interleaved. The bundle is the ctr fixture's spec (new pid, ipc, uts, mount
 # and net namespaces, Docker's mounts, masked paths, devices, rlimits) with `true` on
 # the read-only busybox tree; both runtimes put its groups under dockling/.
@@ -327,10 +327,10 @@ PY
     read -r n rmed rp90 < <(stats "$W/runc")
     read -r n dmed dp90 < <(stats "$W/drunc")
     half=$(awk -v a="$rmed" 'BEGIN { printf "%.2f", a / 2 }')
-    row "5. runc run (bundle: ctr's spec, busybox true)" "$n" "$rmed" "$rp90" "-" "-"
+    row "7. runc run (bundle: ctr's spec, busybox true)" "$n" "$rmed" "$rp90" "-" "-"
     row "   dockling-runc run (create+start+wait+delete)" "$n" "$dmed" "$dp90" "<= 0.5x runc ($half)" "$(verdict "$dmed" "$half")"
 else
-    row "5. dockling-runc vs runc" "-" "-" "-" "-" "runc not installed"
+    row "7. dockling-runc vs runc" "-" "-" "-" "-" "runc not installed"
 fi
 
 # ---- the end: all containers gone, network pruned
