@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
-use nix::sched::{setns, CloneFlags};
+use nix::sched::setns;
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
@@ -55,18 +55,10 @@ pub fn exec(store: &Store, key: &str, opts: ExecOptions) -> Result<i32> {
     // Same cgroups as the container (joined while host paths are still visible).
     crate::cgroups::join_self(&c.cgroups)?;
     // Open every namespace first: once we enter the mount namespace, host paths are gone.
-    let kinds = [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
     // Every namespace must open (only a kernel without cgroup namespaces may lack one):
     // entering some but not all would run the command half on the host.
     let mut namespaces = Vec::new();
-    for (name, flag) in kinds {
+    for (name, flag) in crate::engine::exec::NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
         match std::fs::File::open(&path) {
             Ok(f) => namespaces.push((f, flag)),

@@ -17,6 +17,18 @@ use super::sync::{self, Failure, Message};
 use super::{console, execve, process};
 use crate::explain;
 
+/// A container's namespaces as /proc/PID/ns names them, in the order a process enters
+/// them: the mount namespace last (host paths are gone after it), the pid one before it
+/// (it applies to the children that follow).
+pub const NAMESPACES: [(&str, CloneFlags); 6] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
 /// The container to enter.
 pub struct Target<'a> {
     pub pid: i32,
@@ -30,15 +42,8 @@ pub fn exec(target: &Target, plan: &process::Plan, console_socket: Option<&Path>
     let pid = target.pid;
     // Every namespace opened first, pinned by descriptor, then checked to be the init we
     // recorded (not a reused pid).
-    let kinds = [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
     let mut namespaces = Vec::new();
-    for (name, flag) in kinds {
+    for (name, flag) in NAMESPACES.into_iter().filter(|(_, f)| *f != CloneFlags::CLONE_NEWPID) {
         let theirs = format!("/proc/{pid}/ns/{name}");
         let file = File::open(&theirs).map_err(|_| anyhow!("container not running"))?;
         namespaces.push((file, flag));

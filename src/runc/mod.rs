@@ -41,18 +41,39 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// What `create` and `run` take: the bundle, where the pid goes, the terminal's socket.
+#[derive(clap::Args, Debug)]
+struct Made {
+    #[arg(short, long)]
+    bundle: Option<PathBuf>,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    id: String,
+}
+
+impl Made {
+    fn args(&self, preserve_fds: i32) -> Result<lifecycle::CreateArgs<'_>, String> {
+        check_id(&self.id)?;
+        Ok(lifecycle::CreateArgs {
+            id: &self.id,
+            bundle: self.bundle.as_deref(),
+            pid_file: self.pid_file.as_deref(),
+            console_socket: self.console_socket.as_deref(),
+            preserve_fds,
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// What this runtime supports, as JSON.
     Features,
     /// Makes the container from the bundle's config.json; its init waits for `start`.
     Create {
-        #[arg(short, long)]
-        bundle: Option<PathBuf>,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
+        #[command(flatten)]
+        made: Made,
         /// Accepted: dockling always uses pivot_root.
         #[arg(long = "no-pivot")]
         no_pivot: bool,
@@ -61,7 +82,6 @@ enum Command {
         no_new_keyring: bool,
         #[arg(long = "preserve-fds", default_value_t = 0)]
         preserve_fds: i32,
-        id: String,
     },
     /// Runs a new process in a running container: the spec's `process` from --process,
     /// or the command after the id (with -t, --cwd, --env, --user).
@@ -89,13 +109,8 @@ enum Command {
     },
     /// create, start, wait and delete in one (the container's exit code is ours).
     Run {
-        #[arg(short, long)]
-        bundle: Option<PathBuf>,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        id: String,
+        #[command(flatten)]
+        made: Made,
     },
     /// Lets a created container exec its command.
     Start { id: String },
@@ -201,28 +216,10 @@ fn run(cli: &Cli) -> Result<i32, String> {
             println!("{}", features::json());
             Ok(0)
         }
-        Command::Create { bundle, pid_file, console_socket, no_pivot: _, no_new_keyring: _, preserve_fds, id } => {
-            check_id(id)?;
-            let args = lifecycle::CreateArgs {
-                id,
-                bundle: bundle.as_deref(),
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds: *preserve_fds,
-            };
-            lifecycle::create(&root, &args).map(|_| 0)
+        Command::Create { made, no_pivot: _, no_new_keyring: _, preserve_fds } => {
+            lifecycle::create(&root, &made.args(*preserve_fds)?).map(|_| 0)
         }
-        Command::Run { bundle, pid_file, console_socket, id } => {
-            check_id(id)?;
-            let args = lifecycle::CreateArgs {
-                id,
-                bundle: bundle.as_deref(),
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds: 0,
-            };
-            lifecycle::run(&root, &args)
-        }
+        Command::Run { made } => lifecycle::run(&root, &made.args(0)?),
         Command::Exec { process, detach, pid_file, console_socket, tty, cwd, env, user, id, command } => {
             check_id(id)?;
             let args = lifecycle::ExecArgs {
