@@ -133,6 +133,10 @@ fn containerd_runs_tasks_through_dockling_runc() {
     assert!(!o.ok(), "{o}");
     assert!(o.stderr.contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#), "{o}");
 
+    // -t: the task's terminal comes through the console socket.
+    let o = ctr.ctr_in_pty(&format!("run --rm -t --runc-binary {rt} --rootfs {root1} tt sh -c 'tty; exit 2'"));
+    assert!(o.stdout.contains("/dev/pts/"), "{o}\n{}", ctr.log());
+
     // A detached task: exec with and without a terminal, ps, pause, kill.
     let root2 = rootfs_copy(&sim, "rootfs2");
     let o = ctr.ctr(&format!(
@@ -164,7 +168,7 @@ fn containerd_runs_tasks_through_dockling_runc() {
     assert!(wait_until(WAIT, || ctr.ctr("task ls").stdout.contains("STOPPED")), "{}", ctr.ctr("task ls"));
     assert!(ctr.ctr("task delete t2").ok());
     assert!(ctr.ctr("container delete t2").ok());
-    assert_nothing_left(&sim, &ctr, &["t0", "t1", "t2"]);
+    assert_nothing_left(&sim, &ctr, &["t0", "t1", "t2", "tt"]);
     drop(ctr);
     sim.finish();
 }
@@ -206,6 +210,14 @@ fn docker_runs_containers_with_the_dockling_runtime() {
     let o = d.docker(&format!("{run} --rm --read-only busybox touch /x"));
     assert_eq!(o.code(), Some(1), "{o}");
     assert!(o.stderr.contains("Read-only file system"), "{o}");
+
+    // -t: the terminal is made inside the container at create and its master handed to
+    // the shim over the console socket.
+    let o = d.docker_in_pty(&format!(
+        "{run} --rm -it busybox sh -c 'tty; test -t 0 && echo stdin is a tty; test -c /dev/console && echo console too'"
+    ));
+    assert!(o.stdout.contains("/dev/pts/") && o.stdout.contains("stdin is a tty"), "{o}\n{}", d.log());
+    assert!(o.stdout.contains("console too"), "/dev/console is the terminal: {o}");
 
     // A detached container: exec -it in a real pty, top, pause, update, stop.
     let o = d.docker(&format!("{run} -d --name c1 busybox sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.05; done'"));

@@ -85,7 +85,9 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;
     crate::timing::mark("init: rootfs");
     if let Some(console) = cfg.console.take() {
-        crate::engine::console::become_tty(console.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
+        crate::engine::console::become_tty(console.as_raw_fd())
+            .map(drop)
+            .map_err(Failure::context("allocating the terminal"))?;
     }
     if cfg.network_mode == NetworkMode::None {
         crate::network::inside::configure(None).map_err(Failure::context("bringing lo up"))?;

@@ -20,8 +20,8 @@ pub fn console_socket() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Inside the container: open a pty, make its slave our controlling terminal and stdio,
-/// and send the master to the host side.
-pub fn become_tty(console: RawFd) -> nix::Result<()> {
+/// and send the master to the host side. Returns the slave's path.
+pub fn become_tty(console: RawFd) -> nix::Result<String> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
     grantpt(&master)?;
     unlockpt(&master)?;
@@ -35,7 +35,19 @@ pub fn become_tty(console: RawFd) -> nix::Result<()> {
     }
     let fds = [master.as_raw_fd()];
     sendmsg::<()>(console, &[IoSlice::new(b"m")], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
-    Ok(())
+    Ok(slave_path)
+}
+
+/// The container's terminal is also its /dev/console (as runc makes it: a bind of the
+/// pty's slave), for programs that write there.
+pub fn bind_dev_console(slave: &str) -> Result<()> {
+    let console = std::path::Path::new("/dev/console");
+    if !console.exists() {
+        std::fs::write(console, b"").context("creating /dev/console")?;
+    }
+    crate::explain::step(&format!("mount --bind {slave} /dev/console"), "the terminal is the console too");
+    nix::mount::mount(Some(slave), console, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .context("binding the terminal on /dev/console")
 }
 
 /// Host side: receive the pty master sent by [`become_tty`].

@@ -206,7 +206,8 @@ impl Init {
         rootfs::prepare(&plan.rootfs, &mut || hooks::run("createContainer", &plan.hooks.create_container, state))
             .map_err(Failure::setup)?;
         if let Some(socket) = self.console.take() {
-            console::become_tty(socket.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
+            let slave = console::become_tty(socket.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
+            console::bind_dev_console(&slave).map_err(Failure::setup)?;
         }
         if let Some(h) = &plan.hostname {
             explain::step(&format!("hostname {h}"), "the container's own host name (UTS namespace)");

@@ -110,7 +110,7 @@ fn child(
         setns(file, flag).map_err(Failure::context("entering a namespace of the container"))?;
     }
     if let Some(socket) = console {
-        console::become_tty(socket.as_raw_fd()).map_err(Failure::context("allocating the terminal"))?;
+        console::become_tty(socket.as_raw_fd()).map(drop).map_err(Failure::context("allocating the terminal"))?;
     }
     execve::resolve_command(&plan.args, &plan.env)?;
     plan.apply().map_err(Failure::setup)?;
