@@ -209,7 +209,7 @@ fn child(
     if let Err((step, e)) = setup() {
         return Failure::new(error::RUNTIME_ERROR, format!("setting up the exec'd process: {step}: {e}"));
     }
-    match security.apply() {
+    match crate::engine::process::apply_security(security, command, env, workdir) {
         Ok(home) => super::env::apply_home(env, home),
         Err(e) => return Failure::setup(e),
     }

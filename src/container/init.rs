@@ -110,7 +110,8 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(Failure::context("unsharing the cgroup namespace"))?;
     }
-    let home = cfg.security.apply().map_err(Failure::setup)?;
+    let home = crate::engine::process::apply_security(&cfg.security, &cfg.argv, &cfg.env, &cfg.workdir)
+        .map_err(Failure::setup)?;
     super::env::apply_home(&mut cfg.env, home);
     crate::timing::mark("init: secured");
     crate::explain::close_output();

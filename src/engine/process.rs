@@ -23,6 +23,10 @@ pub struct Plan {
     uid: u32,
     gid: u32,
     groups: Vec<u32>,
+    /// `name[:group]` or `uid[:gid]` to look up in the container's /etc/passwd and
+    /// /etc/group once inside (`dockling run -u`; the spec's `user.username`), instead
+    /// of the numbers above; its primary group is then its only group.
+    username: Option<String>,
     umask: Option<u32>,
     /// (resource, soft, hard)
     rlimits: Vec<(i32, u64, u64)>,
@@ -111,6 +115,7 @@ pub fn plan(p: &Process) -> Result<Plan> {
         uid: user.uid(),
         gid: user.gid(),
         groups: user.additional_gids().clone().unwrap_or_default(),
+        username: user.username().clone().filter(|u| !u.is_empty()),
         umask: user.umask(),
         rlimits,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
@@ -124,6 +129,17 @@ pub fn plan(p: &Process) -> Result<Plan> {
     })
 }
 
+/// `dockling run`'s and `dockling exec`'s process settings (`--cap-*`, `--user`,
+/// `--security-opt`), described as the spec's process and applied like any other.
+pub fn apply_security(
+    security: &crate::security::Security,
+    args: &[String],
+    env: &[String],
+    cwd: &str,
+) -> Result<Option<String>> {
+    plan(&security.process(args, env, cwd)?)?.with_seccomp(security.seccomp_program()?).apply()
+}
+
 impl Plan {
     /// The compiled `linux.seccomp` filter, installed by [`Plan::apply`].
     pub fn with_seccomp(mut self, program: Option<Vec<libc::sock_filter>>) -> Plan {
@@ -131,8 +147,9 @@ impl Plan {
         self
     }
 
-    /// In the container: everything up to (not including) `execve`.
-    pub fn apply(&self) -> Result<()> {
+    /// In the container: everything up to (not including) `execve`. Returns the home
+    /// directory of a user looked up by name (for HOME).
+    pub fn apply(&self) -> Result<Option<String>> {
         for &(resource, soft, hard) in &self.rlimits {
             set_rlimit(resource, soft, hard)?;
         }
@@ -154,11 +171,20 @@ impl Plan {
         if !self.no_new_privs {
             self.install_seccomp()?;
         }
+        let mut dropped: Vec<String> =
+            caps::all().difference(&self.bounding).map(|c| c.to_string().to_lowercase()).collect();
+        if !dropped.is_empty() {
+            dropped.sort();
+            explain::approx(
+                &format!("capsh --drop={}", dropped.join(",")),
+                "the container keeps only its capabilities",
+            );
+        }
         for cap in caps::all().difference(&self.bounding) {
             caps::drop(None, CapSet::Bounding, *cap)
                 .with_context(|| format!("dropping {cap} from the bounding set"))?;
         }
-        self.switch_user()?;
+        let home = self.switch_user()?;
         // Effective first: it must stay a subset of permitted at every step.
         caps::set(None, CapSet::Effective, &self.effective).context("setting the effective capabilities")?;
         caps::set(None, CapSet::Permitted, &self.permitted).context("setting the permitted capabilities")?;
@@ -170,33 +196,46 @@ impl Plan {
         if self.no_new_privs {
             self.install_seccomp()?;
         }
-        Ok(())
+        Ok(home)
     }
 
     fn install_seccomp(&self) -> Result<()> {
         match &self.seccomp {
-            Some(program) => crate::security::seccomp::load(program),
+            Some(program) => {
+                explain::approx(
+                    "(seccomp) allow only the listed system calls (Docker's default: EPERM for mount, io_uring, bpf, keyctl, unshare, ...)",
+                    "the kernel refuses system calls a container does not need",
+                );
+                crate::security::seccomp::load(program)
+            }
             None => Ok(()),
         }
     }
 
     /// Groups, gid, uid; capabilities survive the switch (keepcaps) to be set after it.
-    fn switch_user(&self) -> Result<()> {
+    fn switch_user(&self) -> Result<Option<String>> {
+        let (uid, gid, groups, home) = match &self.username {
+            Some(name) => {
+                let u = crate::security::user::resolve(name)?;
+                (u.uid, u.gid, vec![u.gid], u.home)
+            }
+            None => (self.uid, self.gid, self.groups.clone(), None),
+        };
         explain::approx(
-            &format!("setpriv --reuid={} --regid={} --groups={:?}", self.uid, self.gid, self.groups),
-            "run the command as the spec's user",
+            &format!("setpriv --reuid={uid} --regid={gid} --groups={groups:?}"),
+            "run the command as the container's user",
         );
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-        let groups: Vec<nix::unistd::Gid> = self.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        let groups: Vec<nix::unistd::Gid> = groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
         nix::unistd::setgroups(&groups).context("setgroups")?;
-        let gid = nix::unistd::Gid::from_raw(self.gid);
+        let gid = nix::unistd::Gid::from_raw(gid);
         nix::unistd::setresgid(gid, gid, gid).context("setresgid")?;
-        let uid = nix::unistd::Uid::from_raw(self.uid);
+        let uid = nix::unistd::Uid::from_raw(uid);
         nix::unistd::setresuid(uid, uid, uid).context("setresuid")?;
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-        Ok(())
+        Ok(home)
     }
 }
 

@@ -3,10 +3,10 @@
 
 use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use caps::{CapSet, Capability, CapsHashSet};
 
-use crate::{error, explain};
+use crate::error;
 
 /// Docker's default set.
 pub const DEFAULT: [&str; 14] = [
@@ -64,34 +64,15 @@ fn to_set(names: &[String]) -> Result<CapsHashSet> {
     names.iter().map(|n| parse(n)).collect()
 }
 
-/// Drops every capability not kept from the bounding set (needs CAP_SETPCAP, so first).
-pub fn drop_bounding(keep: &[String]) -> Result<()> {
-    let keep = to_set(keep)?;
-    let mut dropped: Vec<String> = caps::all().difference(&keep).map(|c| c.to_string().to_lowercase()).collect();
-    dropped.sort();
-    if !dropped.is_empty() {
-        explain::approx(
-            &format!("capsh --drop={}", dropped.join(",")),
-            "the container keeps only Docker's default capabilities",
-        );
+/// The process's own sets (effective, permitted, inheritable): the kept capabilities we
+/// can grant for root; none after a switch to another user (as Docker).
+pub fn process_sets(keep: &[String], switched_user: bool) -> Result<Vec<String>> {
+    if switched_user {
+        return Ok(Vec::new());
     }
-    for cap in caps::all().difference(&keep) {
-        caps::drop(None, CapSet::Bounding, *cap).with_context(|| format!("dropping {cap} from the bounding set"))?;
-    }
-    Ok(())
-}
-
-/// Sets effective, permitted and inheritable to the kept set (root), or leaves them empty
-/// after a switch to another user (as Docker does); clears ambient.
-pub fn set_process(keep: &[String], switched_user: bool) -> Result<()> {
-    let keep =
-        if switched_user { CapsHashSet::new() } else { to_set(keep)?.intersection(&grantable()).copied().collect() };
-    // Effective first: it must stay a subset of permitted at every step.
-    for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
-        caps::set(None, set, &keep).with_context(|| format!("setting the {set:?} capabilities"))?;
-    }
-    caps::clear(None, CapSet::Ambient).context("clearing ambient capabilities")?;
-    Ok(())
+    let mut names: Vec<String> = to_set(keep)?.intersection(&grantable()).map(|c| c.to_string()).collect();
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod user;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{error, explain};
+use crate::error;
 
 /// What a container is allowed, as decided by `run`'s flags; kept in its record so
 /// `exec` applies the same.
@@ -55,26 +55,33 @@ impl Security {
         Ok(Security { capabilities, privileged, no_new_privs, seccomp, user, read_only })
     }
 
-    /// Inside the container, after its mounts: everything up to (not including) execve.
-    /// Returns the environment changes the user switch implies (HOME).
-    pub fn apply(&self) -> Result<Option<String>> {
-        if self.no_new_privs {
-            explain::approx("setpriv --no-new-privs", "setuid binaries cannot gain privileges");
-            // SAFETY: plain prctl.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
-            }
+    /// The container's process as the runtime spec describes it (the engine applies it):
+    /// the kept capabilities in the bounding set, and in the process's own sets for root
+    /// (none after a switch to another user, as Docker), no_new_privs, and the user by
+    /// name, looked up inside the container.
+    pub fn process(&self, args: &[String], env: &[String], cwd: &str) -> Result<oci_spec::runtime::Process> {
+        let own = capabilities::process_sets(&self.capabilities, self.user.is_some())?;
+        let value = serde_json::json!({
+            "args": args,
+            "env": env,
+            "cwd": cwd,
+            "user": {"uid": 0, "gid": 0, "username": self.user},
+            "capabilities": {
+                "bounding": self.capabilities,
+                "effective": own,
+                "permitted": own,
+                "inheritable": own,
+            },
+            "noNewPrivileges": self.no_new_privs,
+        });
+        serde_json::from_value(value).context("describing the container's process")
+    }
+
+    /// Docker's default seccomp filter for the kept capabilities, unless unconfined.
+    pub fn seccomp_program(&self) -> Result<Option<Vec<libc::sock_filter>>> {
+        if !self.seccomp {
+            return Ok(None);
         }
-        // The filter goes in while we still hold CAP_SYS_ADMIN (so no_new_privs is optional).
-        if self.seccomp {
-            seccomp::install(&self.capabilities)?;
-        }
-        capabilities::drop_bounding(&self.capabilities)?;
-        let home = match &self.user {
-            Some(u) => Some(user::switch(u)?),
-            None => None,
-        };
-        capabilities::set_process(&self.capabilities, self.user.is_some())?;
-        Ok(home.flatten())
+        Ok(Some(seccomp::default_program(&self.capabilities)?))
     }
 }

@@ -2,9 +2,8 @@
 //! and /etc/group, as Docker does.
 
 use anyhow::{Context, Result};
-use nix::unistd::{Gid, Uid};
 
-use crate::{error, explain};
+use crate::error;
 
 pub fn validate(spec: &str) -> Result<()> {
     let ok = !spec.is_empty()
@@ -24,8 +23,16 @@ fn lookup(file: &str, name: &str) -> Option<Vec<String>> {
         .find(|f| f.first().map(String::as_str) == Some(name))
 }
 
-/// Switches to the user; returns its home directory when /etc/passwd knows it.
-pub fn switch(spec: &str) -> Result<Option<String>> {
+/// A user as the container's own /etc/passwd and /etc/group name it.
+pub struct Resolved {
+    pub uid: u32,
+    pub gid: u32,
+    /// Its home directory, when /etc/passwd knows it.
+    pub home: Option<String>,
+}
+
+/// Looks `uid[:gid]` or `name[:group]` up in the container's files (we are inside it).
+pub fn resolve(spec: &str) -> Result<Resolved> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -56,11 +63,7 @@ pub fn switch(spec: &str) -> Result<Option<String>> {
         },
         None => entry.as_ref().and_then(|e| e.get(3)).and_then(|g| g.parse().ok()).unwrap_or(uid),
     };
-    explain::approx(&format!("setpriv --reuid={uid} --regid={gid} --clear-groups"), "run the command as this user");
-    nix::unistd::setgroups(&[Gid::from_raw(gid)]).context("setgroups")?;
-    nix::unistd::setgid(Gid::from_raw(gid)).context("setgid")?;
-    nix::unistd::setuid(Uid::from_raw(uid)).context("setuid")?;
-    Ok(entry.and_then(|e| e.get(5).cloned()))
+    Ok(Resolved { uid, gid, home: entry.and_then(|e| e.get(5).cloned()) })
 }
 
 #[cfg(test)]

@@ -28,8 +28,6 @@ use std::borrow::Cow;
 
 use anyhow::{Context, Result};
 
-use crate::explain;
-
 /// The compiled default filter for a container holding `caps`: the one build.rs made when
 /// it fits, else compiled from the build-time tables (or, cross-compiled, from the JSON).
 fn program(caps: &[String]) -> Result<Cow<'static, [libc::sock_filter]>> {
@@ -57,14 +55,9 @@ fn kernel_version() -> (u32, u32) {
     release.to_str().ok().and_then(profile::parse_kernel).unwrap_or((0, 0))
 }
 
-/// Installs the filter on this thread (inherited by the exec'd command); `caps` are the
-/// capabilities the container keeps, which some entries depend on.
-pub fn install(caps: &[String]) -> Result<()> {
-    explain::approx(
-        "(seccomp) allow only Docker's default list of system calls: EPERM for mount, io_uring, bpf, keyctl, unshare, user namespaces, TIOCSTI, ...",
-        "the kernel refuses system calls a container does not need, as Docker's default profile",
-    );
-    load(&program(caps)?)
+/// Docker's default filter for a container keeping `caps` (some entries depend on them).
+pub fn default_program(caps: &[String]) -> Result<Vec<libc::sock_filter>> {
+    Ok(program(caps)?.into_owned())
 }
 
 /// The filter a runtime spec asks for (`linux.seccomp`, as Docker and containerd write
