@@ -24,6 +24,12 @@ pub struct Limits {
     pub memory: Option<u64>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+    /// The CFS period `cpus` is a share of, in µs (a runtime spec's; else 100 ms).
+    #[serde(default)]
+    pub cpu_period: Option<u64>,
+    /// Memory plus swap (a runtime spec's `memory.swap`); else no swap beyond `memory`.
+    #[serde(default)]
+    pub swap: Option<u64>,
 }
 
 impl Limits {
@@ -43,7 +49,7 @@ impl Limits {
         if pids.is_some_and(|p| p == 0 || p < -1) {
             return Err(error::user("invalid --pids-limit: use a positive number or -1 for unlimited"));
         }
-        Ok(Limits { memory, cpus, pids: pids.filter(|p| *p > 0) })
+        Ok(Limits { memory, cpus, pids: pids.filter(|p| *p > 0), ..Limits::default() })
     }
 }
 
@@ -157,13 +163,15 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
         if v2 {
             if let Some(m) = limits.memory {
                 write(&dir.join("memory.max"), &m.to_string(), "memory limit")?;
-                let _ = fs::write(dir.join("memory.swap.max"), "0");
+                let swap = limits.swap.map_or(0, |s| s.saturating_sub(m));
+                let _ = fs::write(dir.join("memory.swap.max"), swap.to_string());
             }
             if let Some(c) = limits.cpus {
+                let period = limits.cpu_period.unwrap_or(100_000);
                 write(
                     &dir.join("cpu.max"),
-                    &format!("{} 100000", (c * 100000.0) as u64),
-                    "CPU limit: quota per 100 ms period",
+                    &format!("{} {period}", (c * period as f64) as u64),
+                    &format!("CPU limit: quota per {} ms period", period / 1000),
                 )?;
             }
             if let Some(p) = limits.pids {
@@ -177,16 +185,21 @@ pub fn create(dirs: &[PathBuf], limits: &Limits, restrict_devices: bool) -> Resu
                     write(&dir.join("memory.limit_in_bytes"), &m.to_string(), "memory limit")?;
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
                     if memsw.exists() {
-                        write(&memsw, &m.to_string(), "no swap beyond the memory limit")?;
+                        match limits.swap {
+                            Some(both) => write(&memsw, &both.max(m).to_string(), "memory+swap limit")?,
+                            None => write(&memsw, &m.to_string(), "no swap beyond the memory limit")?,
+                        }
                     }
                 }
             }
             "cpu" => {
                 if let Some(c) = limits.cpus {
-                    write(&dir.join("cpu.cfs_period_us"), "100000", "CPU accounting period (100 ms)")?;
+                    let period = limits.cpu_period.unwrap_or(100_000);
+                    let why = format!("CPU accounting period ({} ms)", period / 1000);
+                    write(&dir.join("cpu.cfs_period_us"), &period.to_string(), &why)?;
                     write(
                         &dir.join("cpu.cfs_quota_us"),
-                        &((c * 100000.0) as u64).to_string(),
+                        &((c * period as f64) as u64).to_string(),
                         "CPU limit: quota per period",
                     )?;
                 }
@@ -234,9 +247,10 @@ pub fn device_rules(dirs: &[PathBuf], rules: &[(bool, String)]) -> Result<()> {
 }
 
 /// Changes the limits of existing groups (`dockling-runc update`): memory with its
-/// swap limit (memory+swap, v1; none beyond memory unless `swap` says), CPU, pids. A
+/// swap limit (memory+swap, v1; none beyond memory unless `limits.swap` says), CPU, pids. A
 /// limit not given stays as it is.
-pub fn update(dirs: &[PathBuf], limits: &Limits, swap: Option<u64>) -> Result<()> {
+pub fn update(dirs: &[PathBuf], limits: &Limits) -> Result<()> {
+    let swap = limits.swap;
     for dir in dirs {
         let memsw = dir.join("memory.memsw.limit_in_bytes");
         if let (Some(m), true) = (limits.memory, dir.join("memory.max").exists()) {
@@ -254,7 +268,7 @@ pub fn update(dirs: &[PathBuf], limits: &Limits, swap: Option<u64>) -> Result<()
             }
         }
     }
-    let only = Limits { memory: None, ..limits.clone() };
+    let only = Limits { memory: None, swap: None, ..limits.clone() };
     create(dirs, &only, false)
 }
 

@@ -9,10 +9,10 @@ use nix::sched::setns;
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 
-use super::foreground::{forward_signals, wait_child};
 use super::relay::{self, ContainerEnds};
 use super::tty;
 use crate::engine::execve;
+use crate::engine::foreground::{forward_signals, wait_child};
 use crate::engine::sync::{self, Failure, Message};
 use crate::state::Store;
 use crate::sys::{process, sealed_exe};

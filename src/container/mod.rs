@@ -3,7 +3,6 @@
 
 mod env;
 mod exec;
-mod foreground;
 mod image_defaults;
 mod init;
 mod lifecycle;

@@ -18,11 +18,11 @@ use anyhow::{Context, Result};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::foreground::exit_code_of;
 use super::init::InitConfig;
 use super::lifecycle::finish;
 use super::logfile::LogWriter;
 use super::relay::{self, Sink, Stream, Watch};
+use crate::engine::foreground::exit_code_of;
 use crate::engine::spawn::SyncPipes;
 use crate::engine::sync::{self, Failure, Message};
 use crate::state::Store;

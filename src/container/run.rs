@@ -10,12 +10,12 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use super::foreground::{exit_code_of, forward_signals, wait_child};
 use super::init::InitConfig;
 use super::lifecycle::{self, finish};
 use super::options::RunOptions;
 use super::rootfs::RootfsConfig;
 use super::{env, image_defaults, monitor, naming, record, relay, tty};
+use crate::engine::foreground::{exit_code_of, forward_signals, wait_child};
 use crate::engine::spawn::{self, SyncPipes};
 use crate::engine::sync::{self, Message};
 use crate::error;

@@ -15,6 +15,7 @@ mod detached;
 pub mod devices;
 pub mod exec;
 pub mod execve;
+pub mod foreground;
 pub mod hooks;
 pub mod masked;
 pub mod mount;

@@ -68,17 +68,22 @@ pub fn limits(r: &LinuxResources) -> Limits {
     }
     if let Some(c) = r.cpu() {
         if let (Some(q), Some(p)) = (c.quota(), c.period()) {
-            limits.cpus = (q > 0 && p > 0).then(|| q as f64 / p as f64);
+            if q > 0 && p > 0 {
+                limits.cpus = Some(q as f64 / p as f64);
+                limits.cpu_period = Some(p);
+            }
         }
     }
     if let Some(p) = r.pids() {
         limits.pids = Some(p.limit()).filter(|l| *l > 0);
     }
+    limits.swap = swap(r);
     limits
 }
 
-/// The memory+swap limit, when the spec gives one.
-pub fn swap(r: &LinuxResources) -> Option<u64> {
+/// The memory+swap limit, when the spec gives one (-1, unlimited, is not honoured: no
+/// swap beyond the memory limit, as for `dockling run`).
+fn swap(r: &LinuxResources) -> Option<u64> {
     r.memory().as_ref().and_then(|m| m.swap()).filter(|s| *s > 0).map(|s| s as u64)
 }
 
@@ -140,6 +145,7 @@ mod tests {
         .unwrap();
         let l = limits(&r);
         assert_eq!((l.memory, l.cpus, l.pids), (Some(64 << 20), Some(0.5), Some(64)));
+        assert_eq!((l.cpu_period, l.swap), (Some(100_000), Some(128 << 20)), "the spec's own period and swap");
         assert_eq!(swap(&r), Some(128 << 20));
         assert!(check(&r).is_ok());
         let docker: LinuxResources =

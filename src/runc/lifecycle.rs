@@ -93,19 +93,18 @@ pub fn create(root: &Root, a: &CreateArgs) -> Res<i32> {
 /// code is ours (128+N for a signal), as `runc run`.
 pub fn run(root: &Root, a: &CreateArgs) -> Res<i32> {
     let pid = create(root, a)?;
+    let pid = nix::unistd::Pid::from_raw(pid);
+    // The usual signals reach the container while we wait, as `runc run`'s do.
+    engine::foreground::forward_signals(pid);
     let started = start(root, a.id);
     if started.is_err() {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
-    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let code = engine::foreground::wait_child(pid).unwrap_or(1);
     let deleted = delete(root, a.id, true);
     started?;
     deleted?;
-    Ok(match status {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-        _ => 1,
-    })
+    Ok(code)
 }
 
 /// The pid as bare digits, no newline, whole (by rename), as the shim reads it.
@@ -158,11 +157,8 @@ pub fn exec(root: &Root, a: &ExecArgs) -> Res<i32> {
     if a.detach {
         return Ok(0);
     }
-    Ok(match nix::sys::wait::waitpid(pid, None) {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-        _ => 1,
-    })
+    engine::foreground::forward_signals(pid);
+    Ok(engine::foreground::wait_child(pid).unwrap_or(1))
 }
 
 /// runc's args form of `exec`: the container's own process with the command, and what
@@ -359,7 +355,7 @@ pub fn update(root: &Root, id: &str, resources: Option<&Path>, memory: Option<&s
     if root.status(&r) == Status::Stopped {
         return Err("container not running".into());
     }
-    let (mut limits, swap) = match resources {
+    let mut limits = match resources {
         Some(path) => {
             let text = if path == Path::new("-") {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
@@ -368,9 +364,9 @@ pub fn update(root: &Root, id: &str, resources: Option<&Path>, memory: Option<&s
             };
             let res: oci_spec::runtime::LinuxResources =
                 serde_json::from_str(&text).map_err(|e| format!("parsing the resources: {e}"))?;
-            (engine::resources::limits(&res), engine::resources::swap(&res))
+            engine::resources::limits(&res)
         }
-        None => (crate::cgroups::Limits::default(), None),
+        None => crate::cgroups::Limits::default(),
     };
     if let Some(m) = memory {
         limits.memory = Some(crate::cgroups::parse_bytes(m).map_err(text)?);
@@ -378,7 +374,7 @@ pub fn update(root: &Root, id: &str, resources: Option<&Path>, memory: Option<&s
     if let Some(p) = pids {
         limits.pids = Some(p);
     }
-    crate::cgroups::update(&r.cgroups, &limits, swap).map_err(text)
+    crate::cgroups::update(&r.cgroups, &limits).map_err(text)
 }
 
 /// `pause` / `resume`: the freezer.
