@@ -65,9 +65,7 @@ pub fn main(cfg: &mut InitConfig, go: RawFd, errors: RawFd) -> i32 {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
-    let code = failure.code;
-    let _ = sync::send(&mut errors, &Message::Failed(failure));
-    code
+    sync::report_failure(&mut errors, failure)
 }
 
 fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure> {
@@ -76,10 +74,7 @@ fn setup_and_exec(cfg: &mut InitConfig, go: &mut File) -> Result<Never, Failure>
     // be reached through /dev/tty (TIOCSTI would type into the caller's shell).
     nix::unistd::setsid().map_err(Failure::context("setsid"))?;
     // Namespaces to join by path, first (the pid one was joined by whoever cloned us).
-    for (kind, path) in cfg.namespaces.join.iter().filter(|(k, _)| *k != nix::sched::CloneFlags::CLONE_NEWPID) {
-        let ns = File::open(path).map_err(Failure::context("opening a namespace to join"))?;
-        nix::sched::setns(ns, *kind).map_err(Failure::context("joining a namespace"))?;
-    }
+    cfg.namespaces.enter_joined().map_err(Failure::setup)?;
     crate::cgroups::join_self(&cfg.cgroups).map_err(Failure::setup)?;
     crate::timing::mark("init: joined");
     rootfs::prepare(&cfg.rootfs, &cfg.security).map_err(Failure::setup)?;

@@ -185,18 +185,13 @@ impl Init {
             Ok(never) => match never {},
             Err(failure) => failure,
         };
-        let code = failure.code;
-        let _ = sync::send(&mut errors, &Message::Failed(failure));
-        code
+        sync::report_failure(&mut errors, failure)
     }
 
     fn setup_and_exec(&mut self, go: &mut File, errors: &mut File) -> Result<Never, Failure> {
         let plan = &self.plan;
         nix::unistd::setsid().map_err(Failure::context("setsid"))?;
-        for (kind, path) in plan.namespaces.join.iter().filter(|(k, _)| *k != nix::sched::CloneFlags::CLONE_NEWPID) {
-            let ns = File::open(path).map_err(Failure::context("opening a namespace to join"))?;
-            nix::sched::setns(ns, *kind).map_err(Failure::context("joining a namespace"))?;
-        }
+        plan.namespaces.enter_joined().map_err(Failure::setup)?;
         crate::cgroups::join_self(&self.cgroups).map_err(Failure::setup)?;
         if plan.namespaces.new_cgroup {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)

@@ -77,9 +77,7 @@ pub fn exec(target: &Target, plan: &process::Plan, console_socket: Option<&Path>
                 Ok(never) => match never {},
                 Err(f) => f,
             };
-            let code = failure.code;
-            let _ = sync::send(&mut File::from(err_w), &Message::Failed(failure));
-            std::process::exit(code);
+            std::process::exit(sync::report_failure(&mut File::from(err_w), failure));
         }
         ForkResult::Parent { child } => {
             drop(err_w);

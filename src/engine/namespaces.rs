@@ -67,6 +67,17 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
 }
 
 impl Plan {
+    /// In the cloned child, first: joins the namespaces given by path (the pid one was
+    /// joined by whoever cloned it).
+    pub fn enter_joined(&self) -> Result<()> {
+        for (kind, path) in self.join.iter().filter(|(k, _)| *k != CloneFlags::CLONE_NEWPID) {
+            let ns = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("opening the namespace to join {}: {e}", path.display()))?;
+            nix::sched::setns(ns, *kind).map_err(|e| anyhow::anyhow!("joining {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// The commands that do the same, for `--explain`: `nsenter` for the joins, then
     /// `unshare` for the new ones.
     pub fn command(&self) -> String {

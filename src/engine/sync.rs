@@ -81,6 +81,14 @@ impl Message {
     }
 }
 
+/// The end of a child that failed before its exec: says why to its parent and returns
+/// the exit status that says so too.
+pub fn report_failure(to: &mut impl Write, failure: Failure) -> i32 {
+    let code = failure.code;
+    let _ = send(to, &Message::Failed(failure));
+    code
+}
+
 /// Writes one message, whole (messages are far below PIPE_BUF: one atomic write).
 pub fn send(to: &mut impl Write, msg: &Message) -> io::Result<()> {
     to.write_all(msg.encode().as_bytes())

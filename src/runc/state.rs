@@ -113,7 +113,8 @@ impl Root {
 
     /// Whether init is the process we made (not a reused pid).
     pub fn alive(r: &Record) -> bool {
-        r.pid > 0 && crate::sys::process::same_process(r.pid, r.pid_start) && !is_zombie(r.pid)
+        // (An exited init the shim has not reaped yet is not the same process: stopped.)
+        r.pid > 0 && crate::sys::process::same_process(r.pid, r.pid_start)
     }
 
     pub fn status(&self, r: &Record) -> Status {
@@ -132,12 +133,4 @@ impl Root {
             Status::Running
         }
     }
-}
-
-/// An exited init its parent (the shim) has not reaped yet is stopped, not running.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| t.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
 }
