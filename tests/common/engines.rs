@@ -176,9 +176,8 @@ impl<'a> Dockerd<'a> {
     /// Removes every container, then stops dockerd (and its containerd) and waits.
     pub fn stop(&mut self) {
         let Some(mut d) = self.daemon.take() else { return };
-        let _ = self.docker(
-            "rm -f $(/usr/bin/docker -H unix://SOCK ps -aq)".replace("SOCK", &self.socket.to_string_lossy()).as_str(),
-        );
+        let docker = format!("/usr/bin/docker -H unix://{}", self.socket.display());
+        let _ = self.sim.sh(&format!("ids=$({docker} ps -aq); [ -z \"$ids\" ] || {docker} rm -f $ids"));
         let pidfile = self.dir.join("docker.pid");
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
             let _ = self.sim.sh(&format!("kill -TERM {}", pid.trim()));
